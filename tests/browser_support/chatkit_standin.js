@@ -1,0 +1,428 @@
+/*
+ * =====================================================================
+ *  TEST STAND-IN for OpenAI's <openai-chatkit> custom element.
+ *  This is NOT ChatKit. It is served by the template's browser tests in
+ *  place of https://cdn.platform.openai.com/deployments/chatkit/chatkit.js
+ *  (unreachable from the test machines), through Playwright's page.route.
+ *  Never ship it, never load it outside tests.
+ * =====================================================================
+ *
+ * It implements the surface @openai/chatkit-react uses:
+ *  - customElements.define("openai-chatkit", ...), so the React wrapper's
+ *    customElements.whenDefined(...) resolves and it calls setOptions(options);
+ *  - the element methods (setOptions, sendUserMessage, setThreadId, ...);
+ *  - DOM CustomEvents "chatkit.ready", "chatkit.error" ({detail: {error}}),
+ *    "chatkit.thread.change", "chatkit.response.start|end", ...
+ * and speaks the ChatKit HTTP protocol to options.api.url (through
+ * options.api.fetch when the page gives one), as the real element does:
+ * threads.create / threads.add_user_message answered as text/event-stream,
+ * threads.list / items.list / threads.get_by_id answered as JSON.
+ *
+ * Everything it sees is recorded on window.__chatkitStandIn for the tests.
+ */
+(() => {
+  "use strict";
+
+  if (customElements.get("openai-chatkit")) return;
+
+  const record = {
+    label: "TEST STAND-IN",
+    loadedAt: Date.now(),
+    setOptionsCalls: 0,
+    options: null,          // JSON-safe snapshot of the last options
+    hasCustomFetch: false,  // options.api.fetch was a function
+    ready: false,
+    threadId: null,
+    requests: [],           // {type, params, status, contentType}
+    turns: [],              // one per message sent: see send()
+    initial: null,          // what was loaded after the first setOptions
+    errors: [],             // errors reported through chatkit.error
+    element: null,
+  };
+  window.__chatkitStandIn = record;
+
+  const jsonSafe = (value) =>
+    JSON.parse(
+      JSON.stringify(value, (_key, v) => (typeof v === "function" ? "[function]" : v)),
+    );
+
+  function userInput(text) {
+    return {
+      content: [{ type: "input_text", text }],
+      attachments: [],
+      inference_options: {},
+    };
+  }
+
+  function textOf(item) {
+    return (item.content || [])
+      .map((part) => part.text || "")
+      .join("");
+  }
+
+  class ChatKitStandIn extends HTMLElement {
+    constructor() {
+      super();
+      this._options = null;
+      this._items = new Map(); // item id -> {id, role, text}
+      this._order = [];
+      this._threads = [];
+      this.attachShadow({ mode: "open" });
+    }
+
+    connectedCallback() {
+      record.element = this;
+      this._render();
+    }
+
+    // ---- the element API used by @openai/chatkit-react -------------------
+
+    setOptions(options) {
+      const first = this._options === null;
+      this._options = options;
+      record.setOptionsCalls += 1;
+      record.options = jsonSafe(options);
+      record.hasCustomFetch = typeof options?.api?.fetch === "function";
+      this._render();
+      if (first) {
+        // Asynchronously, as the real element does: the wrapper adds its
+        // event listeners after it has called setOptions.
+        setTimeout(() => this._start(), 0);
+      }
+    }
+
+    async focusComposer() {
+      this.shadowRoot.querySelector("[data-standin=input]")?.focus();
+    }
+
+    async setThreadId(threadId) {
+      await this._openThread(threadId);
+    }
+
+    async sendUserMessage({ text = "", newThread = false } = {}) {
+      if (newThread) this._newThread();
+      await this.send(text);
+    }
+
+    async setComposerValue({ text = "" } = {}) {
+      const input = this.shadowRoot.querySelector("[data-standin=input]");
+      if (input) input.value = text;
+    }
+
+    async fetchUpdates() {
+      if (record.threadId) await this._openThread(record.threadId);
+    }
+
+    async sendCustomAction() {}
+
+    async showHistory() {
+      await this._loadThreads();
+    }
+
+    async hideHistory() {}
+
+    // ---- protocol -------------------------------------------------------
+
+    async _post(body) {
+      const api = this._options?.api || {};
+      const doFetch = typeof api.fetch === "function" ? api.fetch : window.fetch.bind(window);
+      const response = await doFetch(api.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      record.requests.push({
+        type: body.type,
+        params: body.params,
+        status: response.status,
+        contentType: response.headers.get("content-type"),
+      });
+      return response;
+    }
+
+    async _json(body) {
+      const response = await this._post(body);
+      const payload = await response.json().catch(() => null);
+      if (!response.ok) {
+        throw new Error(`${body.type} failed: HTTP ${response.status} ${JSON.stringify(payload)}`);
+      }
+      return payload;
+    }
+
+    /** Sends `text` as the real composer does; resolves with what the stream carried. */
+    async send(text) {
+      const turn = {
+        text,
+        request: record.threadId ? "threads.add_user_message" : "threads.create",
+        status: null,
+        contentType: null,
+        events: [],
+        deltas: [],
+        firstDeltaMs: null,
+        endMs: null,
+        threadId: record.threadId,
+        assistantItemIds: [],
+        assistantText: "",
+        error: null,
+        done: false,
+      };
+      record.turns.push(turn);
+      const body = record.threadId
+        ? { type: "threads.add_user_message", params: { thread_id: record.threadId, input: userInput(text) } }
+        : { type: "threads.create", params: { input: userInput(text) } };
+      const started = performance.now();
+      const since = () => Math.round(performance.now() - started);
+      this._emit("chatkit.response.start");
+      try {
+        const response = await this._post(body);
+        turn.status = response.status;
+        turn.contentType = response.headers.get("content-type");
+        if (!response.ok || !turn.contentType?.startsWith("text/event-stream")) {
+          throw new Error(`${body.type}: HTTP ${response.status} ${await response.text()}`);
+        }
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            const data = block
+              .split("\n")
+              .filter((line) => line.startsWith("data:"))
+              .map((line) => line.slice(5).trimStart())
+              .join("\n");
+            if (data) this._onEvent(JSON.parse(data), turn, since());
+          }
+        }
+        turn.endMs = since();
+      } catch (error) {
+        turn.error = String(error);
+        this._reportError(error);
+      } finally {
+        this._emit("chatkit.response.end");
+        // The history panel shows the (possibly new or renamed) thread.
+        await this._loadThreads().catch(() => {});
+        turn.done = true;
+      }
+      return turn;
+    }
+
+    _onEvent(event, turn, ms) {
+      const entry = { type: event.type, ms };
+      switch (event.type) {
+        case "thread.created":
+          record.threadId = turn.threadId = event.thread.id;
+          this._emit("chatkit.thread.change", { threadId: event.thread.id });
+          break;
+        case "thread.item.added":
+        case "thread.item.done": {
+          const item = event.item;
+          entry.itemId = item.id;
+          entry.itemType = item.type;
+          this._upsert(item.id, item.type, textOf(item));
+          if (item.type === "assistant_message") {
+            if (!turn.assistantItemIds.includes(item.id)) turn.assistantItemIds.push(item.id);
+            if (event.type === "thread.item.done") turn.assistantText = textOf(item);
+          }
+          break;
+        }
+        case "thread.item.updated": {
+          entry.itemId = event.item_id;
+          entry.update = event.update?.type;
+          if (event.update?.type === "assistant_message.content_part.text_delta") {
+            turn.deltas.push({ itemId: event.item_id, delta: event.update.delta, ms });
+            if (turn.firstDeltaMs === null) turn.firstDeltaMs = ms;
+            const current = this._items.get(event.item_id);
+            this._upsert(event.item_id, "assistant_message", (current?.text || "") + event.update.delta);
+          }
+          break;
+        }
+        case "error":
+          entry.message = event.message;
+          this._reportError(new Error(event.message || `stream error (${event.code})`));
+          break;
+        default:
+          break;
+      }
+      turn.events.push(entry);
+      this._renderMessages();
+    }
+
+    async _start() {
+      const initialThread = this._options?.initialThread || null;
+      const initial = { initialThread, threads: null, thread: null, items: null, error: null };
+      record.initial = initial;
+      try {
+        initial.threads = await this._loadThreads();
+        if (initialThread) {
+          this._emit("chatkit.thread.load.start", { threadId: initialThread });
+          await this._openThread(initialThread);
+          initial.thread = record.threadId;
+          initial.items = [...this._order].map((id) => this._items.get(id));
+          this._emit("chatkit.thread.load.end", { threadId: initialThread });
+        }
+      } catch (error) {
+        initial.error = String(error);
+        this._reportError(error);
+      }
+      record.ready = true;
+      this._emit("chatkit.ready");
+    }
+
+    async _loadThreads() {
+      const page = await this._json({ type: "threads.list", params: { limit: 20, order: "desc" } });
+      this._threads = page?.data || [];
+      this._render();
+      return page;
+    }
+
+    async _openThread(threadId) {
+      if (!threadId) {
+        this._newThread();
+        return;
+      }
+      const page = await this._json({
+        type: "items.list",
+        params: { thread_id: threadId, limit: 50, order: "asc" },
+      });
+      this._items.clear();
+      this._order = [];
+      for (const item of page?.data || []) this._upsert(item.id, item.type, textOf(item));
+      record.threadId = threadId;
+      this._emit("chatkit.thread.change", { threadId });
+      this._render();
+    }
+
+    _newThread() {
+      record.threadId = null;
+      this._items.clear();
+      this._order = [];
+      this._emit("chatkit.thread.change", { threadId: null });
+      this._render();
+    }
+
+    _upsert(id, type, text) {
+      if (type !== "user_message" && type !== "assistant_message") return;
+      if (!this._items.has(id)) this._order.push(id);
+      this._items.set(id, { id, role: type === "user_message" ? "user" : "assistant", text });
+    }
+
+    // ---- errors and events ------------------------------------------------
+
+    /** Reports an error the way the real element does: a "chatkit.error" DOM event. */
+    _reportError(error) {
+      record.errors.push(`${error.name}: ${error.message}`);
+      this._emit("chatkit.error", { error });
+    }
+
+    /** For tests: `emitError("IntegrationError", "Domain verification failed")`. */
+    emitError(name, message) {
+      const error = new Error(message);
+      error.name = name;
+      this._reportError(error);
+    }
+
+    _emit(name, detail) {
+      this.dispatchEvent(new CustomEvent(name, { detail, bubbles: false, composed: true }));
+    }
+
+    // ---- a plain UI, so screenshots show what happened ----------------------
+
+    _render() {
+      const root = this.shadowRoot;
+      const options = this._options || {};
+      const dark = options.theme?.colorScheme === "dark" || options.theme === "dark";
+      const greeting = options.startScreen?.greeting || "What can I help with today?";
+      const prompts = options.startScreen?.prompts || [];
+      const current = this._threads.find((t) => t.id === record.threadId);
+      root.innerHTML = `
+        <style>
+          :host { display: block; font: 14px/1.4 system-ui, sans-serif; }
+          .wrap { display: flex; flex-direction: column; height: 100%; min-height: 420px;
+                  background: ${dark ? "#1d1d20" : "#fff"}; color: ${dark ? "#eee" : "#222"}; }
+          .label { background: repeating-linear-gradient(45deg, #ffd400, #ffd400 10px, #222 10px, #222 20px);
+                   padding: 4px; }
+          .label span { background: #ffd400; color: #000; font-weight: 700; padding: 2px 8px; }
+          header { display: flex; justify-content: space-between; padding: 8px 12px;
+                   border-bottom: 1px solid #8884; font-weight: 600; }
+          .body { display: flex; flex: 1; min-height: 0; }
+          aside { width: 180px; border-right: 1px solid #8884; padding: 8px; overflow: auto; font-size: 12px; }
+          aside div { padding: 2px 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+          .messages { flex: 1; padding: 12px; overflow: auto; }
+          .msg { margin: 6px 0; padding: 6px 10px; border-radius: 10px; max-width: 80%; white-space: pre-wrap; }
+          .user { margin-left: auto; background: #3b82f633; }
+          .assistant { background: #8882; }
+          .prompts button { margin: 4px 4px 0 0; }
+          form { display: flex; gap: 8px; padding: 8px; border-top: 1px solid #8884; }
+          input { flex: 1; padding: 6px 8px; }
+          .meta { font-size: 11px; opacity: .7; padding: 0 12px 6px; }
+        </style>
+        <div class="wrap">
+          <div class="label"><span data-standin="label">TEST STAND-IN — not OpenAI ChatKit</span></div>
+          <header>
+            <span data-standin="title">${escape(current?.title || (record.threadId ? "Chat" : "New chat"))}</span>
+            <span>history ${options.history?.enabled ? "on" : "off"}${options.history?.showRename ? " · rename" : ""}${options.history?.showDelete ? " · delete" : ""}</span>
+          </header>
+          <div class="body">
+            <aside data-standin="threads">${this._threads
+              .map((t) => `<div data-thread-id="${escape(t.id)}">${escape(t.title || t.id)}</div>`)
+              .join("") || "<div>(no threads)</div>"}</aside>
+            <div class="messages" data-standin="messages"></div>
+          </div>
+          <form data-standin="composer">
+            <input data-standin="input" placeholder="${escape(options.composer?.placeholder || "Message the AI")}" />
+            <button type="submit" data-standin="send">Send</button>
+          </form>
+          <div class="meta" data-standin="meta">api.url=${escape(options.api?.url || "")} · domainKey=${escape(options.api?.domainKey || "")} · theme=${dark ? "dark" : "light"}</div>
+        </div>`;
+      const form = root.querySelector("form");
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const input = root.querySelector("[data-standin=input]");
+        const text = input.value.trim();
+        if (!text) return;
+        input.value = "";
+        this.send(text);
+      });
+      this._renderMessages(greeting, prompts);
+    }
+
+    _renderMessages(greeting, prompts) {
+      const box = this.shadowRoot.querySelector("[data-standin=messages]");
+      if (!box) return;
+      if (this._order.length === 0) {
+        const options = this._options || {};
+        greeting ??= options.startScreen?.greeting || "What can I help with today?";
+        prompts ??= options.startScreen?.prompts || [];
+        box.innerHTML = `<h3 data-standin="greeting">${escape(greeting)}</h3><div class="prompts">${prompts
+          .map((p, i) => `<button type="button" data-prompt="${i}">${escape(p.label)}</button>`)
+          .join("")}</div>`;
+        box.querySelectorAll("[data-prompt]").forEach((button) =>
+          button.addEventListener("click", () => {
+            const prompt = prompts[Number(button.dataset.prompt)].prompt;
+            this.send(typeof prompt === "string" ? prompt : prompt.map((p) => p.text).join(""));
+          }),
+        );
+        return;
+      }
+      box.innerHTML = this._order
+        .map((id) => this._items.get(id))
+        .map(
+          (m) =>
+            `<div class="msg ${m.role}" data-role="${m.role}" data-item-id="${escape(m.id)}">${escape(m.text)}</div>`,
+        )
+        .join("");
+    }
+  }
+
+  function escape(text) {
+    return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  }
+
+  customElements.define("openai-chatkit", ChatKitStandIn);
+})();

@@ -1,0 +1,205 @@
+"""Render the template with one frontend, `npm ci` it and build it, once per test session.
+
+`test_frontends.py` (lint, typecheck, bundle checks) and `test_frontend_browser.py`
+(the page in Chromium) share these builds: each frontend is installed and built once.
+The build gets a domain key and an API URL in its environment (both must land in the
+browser bundle) and backend secrets (which must not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+# TEMPLATE_UNDER_TEST: render another checkout (e.g. a clean copy) instead of this one.
+TEMPLATE_DIR = Path(os.environ.get("TEMPLATE_UNDER_TEST") or Path(__file__).resolve().parents[2])
+FRONTENDS = ("nextjs", "vite")
+
+# What each frontend calls its build-time variables and where its build goes.
+ENV_PREFIX = {"nextjs": "NEXT_PUBLIC_", "vite": "VITE_"}
+BUILD_OUTPUT = {"nextjs": ".next", "vite": "dist"}
+BROWSER_OUTPUT = {"nextjs": ".next/static", "vite": "dist"}
+# `cache` holds compiler caches, not build output.
+SKIP_IN_OUTPUT = {"nextjs": {"cache"}, "vite": set()}
+
+NPM_TIMEOUT = 900
+# The environment every npm command gets: no telemetry, no update or funding chatter.
+NPM_ENV = {
+    "NEXT_TELEMETRY_DISABLED": "1",
+    "npm_config_audit": "false",
+    "npm_config_fund": "false",
+    "npm_config_update_notifier": "false",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_npm() -> str:
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("SKIP_FRONTEND_TESTS"):
+            pytest.skip("SKIP_FRONTEND_TESTS is set and npm is not installed")
+        pytest.fail("npm is not on PATH: install Node.js 20.19+ with npm (or set SKIP_FRONTEND_TESTS=1)")
+    return npm
+
+
+@dataclass
+class Step:
+    command: str
+    seconds: float
+    output: str
+
+
+@dataclass
+class FrontendBuild:
+    kind: str
+    project_dir: Path
+    frontend_dir: Path
+    # The port the built API URL points at: the browser test serves the frontend there.
+    port: int
+    api_url: str
+    domain_key: str
+    secrets: dict[str, str]
+    lock_digest_before: str
+    steps: dict[str, Step] = field(default_factory=dict)
+
+    @property
+    def backend_dir(self) -> Path:
+        return self.project_dir / "backend"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.frontend_dir / BUILD_OUTPUT[self.kind]
+
+    @property
+    def browser_dir(self) -> Path:
+        return self.frontend_dir / BROWSER_OUTPUT[self.kind]
+
+    @property
+    def domain_key_var(self) -> str:
+        return f"{ENV_PREFIX[self.kind]}CHATKIT_DOMAIN_KEY"
+
+    @property
+    def api_url_var(self) -> str:
+        return f"{ENV_PREFIX[self.kind]}CHATKIT_API_URL"
+
+    def npm(self, *args: str, env: dict[str, str] | None = None, name: str | None = None) -> Step:
+        """Run `npm ARGS` in the frontend; fail the test with the output if it fails."""
+        command = ["npm", *args]
+        started = time.monotonic()
+        result = subprocess.run(
+            command,
+            cwd=self.frontend_dir,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+            env={**os.environ, **NPM_ENV, **(env or {})},
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        step = Step(" ".join(command), time.monotonic() - started, output)
+        self.steps[name or " ".join(args)] = step
+        if result.returncode != 0:
+            raise AssertionError(
+                f"`{step.command}` exited {result.returncode} in {self.frontend_dir}\n{output[-12000:]}"
+            )
+        return step
+
+
+def render(kind: str, output_dir: Path, **answers: object) -> Path:
+    """The generated project for `frontend=kind` (no smoke test)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    project = cookiecutter(
+        str(TEMPLATE_DIR),
+        no_input=True,
+        output_dir=str(output_dir),
+        extra_context={"frontend": kind, "run_smoke_test": False, **answers},
+    )
+    return Path(project)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _build(kind: str, base: Path) -> FrontendBuild:
+    project = render(kind, base / kind)
+    frontend = project / "frontend"
+    assert frontend.is_dir(), f"the generated project has no frontend/ for frontend={kind}"
+    port = free_port()
+    token = secrets.token_hex(6)
+    build = FrontendBuild(
+        kind=kind,
+        project_dir=project,
+        frontend_dir=frontend,
+        port=port,
+        api_url=f"http://127.0.0.1:{port}/chatkit",
+        domain_key=f"domain_pk_tmpltest_{token}",
+        secrets={
+            "OPENAI_API_KEY": f"sk-proj-NOT-FOR-BROWSERS-{token}",
+            "SESSION_SECRET": f"session-secret-NOT-FOR-BROWSERS-{token}",
+            "OPENROUTER_API_KEY": f"sk-or-NOT-FOR-BROWSERS-{token}",
+            "LLM_API_KEY": f"llm-key-NOT-FOR-BROWSERS-{token}",
+        },
+        lock_digest_before=digest(frontend / "package-lock.json"),
+    )
+    build.npm("ci", "--prefer-offline", "--no-audit", "--no-fund", name="ci")
+    # First without a domain key (the build must warn), then the real build.
+    unset = {build.domain_key_var: "", build.api_url_var: ""}
+    build.npm("run", "build", env=unset, name="build-without-key")
+    build.npm(
+        "run",
+        "build",
+        env={
+            build.domain_key_var: build.domain_key,
+            build.api_url_var: build.api_url,
+            **build.secrets,
+        },
+        name="build",
+    )
+    return build
+
+
+_builds: dict[str, FrontendBuild | Exception] = {}
+
+
+def get_build(kind: str, tmp_path_factory: pytest.TempPathFactory) -> FrontendBuild:
+    """The session's build of `kind`, made on first use (a failure is reported to every user)."""
+    require_npm()
+    if kind not in _builds:
+        try:
+            _builds[kind] = _build(kind, tmp_path_factory.mktemp(f"frontend-{kind}"))
+        except Exception as error:  # noqa: BLE001 - re-raised to every caller below
+            _builds[kind] = error
+    result = _builds[kind]
+    if isinstance(result, Exception):
+        raise AssertionError(f"building the {kind} frontend failed:\n{result}") from result
+    return result
+
+
+def files_containing(root: Path, needle: str, skip: set[str] = frozenset()) -> list[Path]:
+    """Files under `root` (top-level names in `skip` excluded) whose bytes contain `needle`."""
+    data = needle.encode()
+    hits = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.relative_to(root).parts[0] in skip:
+            continue
+        if data in path.read_bytes():
+            hits.append(path)
+    return hits

@@ -1,0 +1,1 @@
+"""ChatKit backend: FastAPI + openai-chatkit + openai-agents."""

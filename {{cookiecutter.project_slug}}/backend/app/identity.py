@@ -1,0 +1,92 @@
+"""Who is asking: an anonymous, signed session cookie per browser.
+
+`identify` is the one function that maps a request to a user. To use real auth,
+replace its body (see the README, "Replace the cookie with real auth").
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+_VERSION = "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: str
+    # A cookie to set on the response, when this request started a new session.
+    new_cookie: str | None = None
+
+
+class SessionCookies:
+    """Signs and verifies `v1.<user_id>.<issued_at>.<hmac>` cookie values."""
+
+    def __init__(self, secret: str, cookie_name: str, max_age_seconds: int) -> None:
+        self._key = hashlib.sha256(b"chatkit-session:" + secret.encode()).digest()
+        self.cookie_name = cookie_name
+        self.max_age_seconds = max_age_seconds
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def issue(self, user_id: str, now: float | None = None) -> str:
+        issued_at = int(now if now is not None else time.time())
+        payload = f"{_VERSION}.{user_id}.{issued_at}"
+        return f"{payload}.{self._sign(payload)}"
+
+    def verify(self, value: str, now: float | None = None) -> str | None:
+        """The user id of a valid, unexpired cookie; None for anything else."""
+        parts = value.split(".")
+        if len(parts) != 4 or parts[0] != _VERSION:
+            return None
+        version, user_id, issued_at, signature = parts
+        if not hmac.compare_digest(signature, self._sign(f"{version}.{user_id}.{issued_at}")):
+            return None
+        if not issued_at.isdigit():
+            return None
+        age = (now if now is not None else time.time()) - int(issued_at)
+        if age < 0 or age > self.max_age_seconds:
+            return None
+        return user_id
+
+    def new_identity(self) -> Identity:
+        user_id = f"usr_{secrets.token_hex(16)}"
+        return Identity(user_id=user_id, new_cookie=self.issue(user_id))
+
+    def attach(self, response: Response, identity: Identity, request: Request) -> None:
+        """Set the new session cookie, `Secure` whenever the browser came over HTTPS."""
+        if identity.new_cookie is None:
+            return
+        response.set_cookie(
+            self.cookie_name,
+            identity.new_cookie,
+            max_age=self.max_age_seconds,
+            httponly=True,
+            samesite="lax",
+            secure=came_over_https(request),
+            path="/",
+        )
+
+
+def came_over_https(request: Request) -> bool:
+    # Behind a TLS-terminating proxy the app sees http; the proxy says what the browser used.
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def identify(request: Request) -> Identity:
+    """The request's user; a fresh one when the cookie is absent, tampered or expired."""
+    sessions: SessionCookies = request.app.state.sessions
+    user_id = sessions.verify(request.cookies.get(sessions.cookie_name, ""))
+    if user_id is not None:
+        return Identity(user_id=user_id)
+    return sessions.new_identity()

@@ -1,0 +1,136 @@
+"""The LLM providers: one table, one client per process.
+
+Adding a provider is one row in PROVIDERS (and its name in config.ProviderName).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from agents import (
+    Model,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    set_tracing_disabled,
+    set_tracing_export_api_key,
+)
+from openai import AsyncOpenAI
+
+from app.config import ConfigError, Settings
+
+ApiStyle = Literal["responses", "chat_completions"]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    # Most non-OpenAI endpoints serve Chat Completions only; the Responses API is
+    # OpenAI's own (and Azure's v1 endpoint).
+    api_style: ApiStyle
+    # None: the deployment's own URL must come from LLM_BASE_URL.
+    base_url: str | None
+    key_variable: str
+    key_required: bool = True
+
+
+PROVIDERS: dict[str, Provider] = {
+    provider.name: provider
+    for provider in (
+        Provider("openai", "responses", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+        Provider(
+            "openrouter", "chat_completions", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"
+        ),
+        Provider(
+            "gemini",
+            "chat_completions",
+            "https://generativelanguage.googleapis.com/v1beta/openai/",
+            "GEMINI_API_KEY",
+        ),
+        Provider(
+            "anthropic", "chat_completions", "https://api.anthropic.com/v1/", "ANTHROPIC_API_KEY"
+        ),
+        Provider(
+            "ollama",
+            "chat_completions",
+            "http://localhost:11434/v1",
+            "LLM_API_KEY",
+            key_required=False,
+        ),
+        Provider("azure_openai", "responses", None, "AZURE_OPENAI_API_KEY"),
+        Provider(
+            "openai_compatible", "chat_completions", None, "LLM_API_KEY", key_required=False
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProvider:
+    """A provider row with this deployment's URL and key filled in."""
+
+    provider: Provider
+    base_url: str
+    api_key: str
+    model_name: str
+
+    @property
+    def host(self) -> str:
+        """The endpoint's host, safe to show to users (no credentials, no path)."""
+        return urlsplit(self.base_url).hostname or self.base_url
+
+    @property
+    def exports_traces(self) -> bool:
+        # Traces go to OpenAI; only do that when the model is OpenAI's itself.
+        return self.provider.name == "openai" and self.base_url == self.provider.base_url
+
+
+def resolve_provider(settings: Settings) -> ResolvedProvider:
+    """Check the provider's URL and key, naming the variable that is missing."""
+    provider = PROVIDERS[settings.llm_provider]
+    base_url = settings.llm_base_url.strip() or provider.base_url
+    if not base_url:
+        raise ConfigError(
+            f"LLM_BASE_URL is required for LLM_PROVIDER={provider.name}: set it to the "
+            "endpoint's OpenAI-compatible base URL, e.g. https://host.example.com/v1"
+        )
+    secret = getattr(settings, provider.key_variable.lower())
+    api_key = secret.get_secret_value().strip() if secret is not None else ""
+    if provider.key_required and not api_key:
+        raise ConfigError(
+            f"{provider.key_variable} is not set: LLM_PROVIDER={provider.name} needs it. "
+            f"Add {provider.key_variable}=... to .env (see .env.example)."
+        )
+    return ResolvedProvider(
+        provider=provider,
+        base_url=base_url,
+        # The client insists on a key; keyless local servers ignore this one.
+        api_key=api_key or "not-needed",
+        model_name=settings.model_name,
+    )
+
+
+def build_client(resolved: ResolvedProvider, settings: Settings) -> AsyncOpenAI:
+    """The process-wide client: its connection pool is reused by every request."""
+    return AsyncOpenAI(
+        base_url=resolved.base_url,
+        api_key=resolved.api_key,
+        timeout=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+    )
+
+
+def build_model(resolved: ResolvedProvider, client: AsyncOpenAI) -> Model:
+    if resolved.provider.api_style == "responses":
+        return OpenAIResponsesModel(model=resolved.model_name, openai_client=client)
+    return OpenAIChatCompletionsModel(model=resolved.model_name, openai_client=client)
+
+
+def configure_tracing(resolved: ResolvedProvider) -> None:
+    """Export Agents SDK traces to OpenAI only when talking to OpenAI itself."""
+    if resolved.exports_traces:
+        set_tracing_disabled(False)
+        set_tracing_export_api_key(resolved.api_key)
+    else:
+        set_tracing_disabled(True)

@@ -1,0 +1,122 @@
+"""HTTP routes: `POST /chatkit` hands the raw body to the ChatKit server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from app.context import RequestContext
+from app.identity import SessionCookies, identify
+from app.server import ChatServer
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+# Proxies (nginx, Next.js, CDNs) must pass events through as they are produced.
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+
+class RequestTooLarge(Exception):
+    pass
+
+
+def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes `limit` bytes (even without Content-Length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise RequestTooLarge
+    return bytes(body)
+
+
+def to_http_error(error: Exception) -> JSONResponse | None:
+    """The 4xx answer for a request the client got wrong; None for a server fault."""
+    match error:
+        case ValidationError():
+            problems = error.errors(include_url=False, include_input=False, include_context=False)
+            if any(problem["type"] == "json_invalid" for problem in problems):
+                return error_response(400, "invalid_json", "The body is not valid JSON.")
+            return error_response(
+                422,
+                "invalid_request",
+                "The body is not a ChatKit request this server understands.",
+                detail=problems[:10],
+            )
+        case NotFoundError():
+            return error_response(404, "not_found", "No such thread or item.")
+        case NotImplementedError():
+            return error_response(400, "unsupported", str(error) or "Not supported.")
+        case ValueError():
+            return error_response(400, "invalid_request", str(error)[:300])
+    return None
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _respond(server: ChatServer, body: bytes, context: RequestContext) -> Response:
+    result = await server.process(body, context)
+    if not isinstance(result, StreamingResult):
+        return Response(content=result.json, media_type="application/json")
+    # Pull the first event before answering: a request that fails before it (an
+    # unknown thread, say) gets an HTTP error instead of a torn 200 stream.
+    events = aiter(result)
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        first = b""
+    return StreamingResponse(
+        _prepend(first, events), media_type="text/event-stream", headers=STREAM_HEADERS
+    )
+
+
+@router.post("/chatkit")
+async def chatkit_endpoint(request: Request) -> Response:
+    state = request.app.state
+    identity = identify(request)
+    try:
+        body = await read_body(request, state.settings.max_request_bytes)
+        response = await _respond(state.chat_server, body, RequestContext(identity.user_id))
+    except RequestTooLarge:
+        response = error_response(
+            413, "too_large", f"The body is over {state.settings.max_request_bytes} bytes."
+        )
+    except Exception as error:
+        client_error = to_http_error(error)
+        if client_error is None:
+            logger.exception("request failed")
+            client_error = error_response(500, "internal", "The server failed; see its log.")
+        response = client_error
+    sessions: SessionCookies = state.sessions
+    sessions.attach(response, identity, request)
+    return response
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    try:
+        await request.app.state.store.ping()
+    except Exception as error:
+        logger.warning("health check: store unreachable: %s", type(error).__name__)
+        return error_response(503, "store_unreachable", "The store does not answer.")
+    return JSONResponse({"status": "ok"})

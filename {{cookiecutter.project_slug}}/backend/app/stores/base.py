@@ -1,0 +1,66 @@
+"""What every application store offers on top of chatkit's ``Store``: ids, lifecycle, health."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Literal
+
+from chatkit.store import Store
+from chatkit.types import Attachment, ThreadItem, ThreadMetadata
+from pydantic import TypeAdapter
+
+from app.context import RequestContext
+from app.stores.ids import FullUuidIds
+
+Order = Literal["asc", "desc"]
+
+ITEM_ADAPTER: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+# The server hands save_thread a full ``Thread`` (with its items page) while streaming;
+# only the metadata fields belong in the threads table.
+_THREAD_FIELDS = frozenset(ThreadMetadata.model_fields)
+
+
+def thread_json(thread: ThreadMetadata) -> str:
+    return thread.model_dump_json(include=set(_THREAD_FIELDS))
+
+
+def item_json(item: ThreadItem) -> str:
+    return item.model_dump_json()
+
+
+def attachment_json(attachment: Attachment) -> str:
+    # No serialization context: the integration-only ``metadata`` field is kept.
+    return attachment.model_dump_json()
+
+
+def check_order(order: str) -> Order:
+    if order == "asc" or order == "desc":
+        return order
+    raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
+
+
+def check_limit(limit: int) -> int:
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    return limit
+
+
+class AppStore(FullUuidIds, Store[RequestContext], ABC):
+    """A chatkit ``Store`` scoped by ``RequestContext.user_id``, with a lifecycle.
+
+    Call ``await start()`` once before use and ``await close()`` on shutdown.
+    """
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Prepare the backing storage (create/migrate the schema). Idempotent."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the backing storage is unreachable (for ``GET /health``)."""

@@ -1,0 +1,201 @@
+"""In-process store: for ``memory://``, tests and demos. Data is lost on restart.
+
+Same semantics as ``SQLStore`` (the contract tests run against both): records are
+kept as parsed copies of their JSON, so callers mutating returned models never
+change stored state, and pages are cut with bisect on a per-owner sorted ``seq`` list.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass, field
+from itertools import count
+
+from chatkit.store import NotFoundError
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+
+from app.context import RequestContext
+from app.stores.base import (
+    ATTACHMENT_ADAPTER,
+    ITEM_ADAPTER,
+    AppStore,
+    Order,
+    attachment_json,
+    check_limit,
+    check_order,
+    item_json,
+    thread_json,
+)
+
+
+@dataclass
+class _SeqIndex:
+    """Ids ordered by insertion ``seq``; the in-memory twin of an ``(owner, seq)`` index."""
+
+    seqs: list[int] = field(default_factory=list)
+    ids: dict[int, str] = field(default_factory=dict)
+
+    def add(self, seq: int, id_: str) -> None:
+        insort(self.seqs, seq)
+        self.ids[seq] = id_
+
+    def remove(self, seq: int) -> None:
+        i = bisect_left(self.seqs, seq)
+        if i < len(self.seqs) and self.seqs[i] == seq:
+            del self.seqs[i]
+            del self.ids[seq]
+
+    def page(self, after_seq: int | None, limit: int, order: Order) -> tuple[list[str], bool]:
+        if order == "asc":
+            start = 0 if after_seq is None else bisect_right(self.seqs, after_seq)
+            window = self.seqs[start : start + limit + 1]
+        else:
+            end = len(self.seqs) if after_seq is None else bisect_left(self.seqs, after_seq)
+            window = self.seqs[max(0, end - limit - 1) : end][::-1]
+        return [self.ids[s] for s in window[:limit]], len(window) > limit
+
+
+@dataclass
+class _ThreadRow:
+    user_id: str
+    seq: int
+    json: str
+
+
+@dataclass
+class _ItemRow:
+    user_id: str
+    thread_id: str
+    seq: int
+    json: str
+
+
+class MemoryStore(AppStore):
+    def __init__(self) -> None:
+        self._seq = count(1)
+        self._threads: dict[str, _ThreadRow] = {}
+        self._threads_by_user: dict[str, _SeqIndex] = {}
+        self._items: dict[str, _ItemRow] = {}
+        self._items_by_thread: dict[str, _SeqIndex] = {}
+        self._attachments: dict[str, tuple[str, str]] = {}  # id -> (user_id, json)
+
+    # Every method body below is synchronous, so each call is atomic on the event loop.
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    def _owned_thread(self, thread_id: str, context: RequestContext) -> _ThreadRow:
+        row = self._threads.get(thread_id)
+        if row is None or row.user_id != context.user_id:
+            raise NotFoundError(f"Thread {thread_id} not found")
+        return row
+
+    async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        return ThreadMetadata.model_validate_json(self._owned_thread(thread_id, context).json)
+
+    async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
+        row = self._threads.get(thread.id)
+        if row is None:
+            seq = next(self._seq)
+            self._threads[thread.id] = _ThreadRow(context.user_id, seq, thread_json(thread))
+            self._threads_by_user.setdefault(context.user_id, _SeqIndex()).add(seq, thread.id)
+        elif row.user_id == context.user_id:
+            row.json = thread_json(thread)
+        else:
+            raise NotFoundError(f"Thread {thread.id} not found")
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: RequestContext
+    ) -> Page[ThreadMetadata]:
+        after_seq = None if after is None else self._owned_thread(after, context).seq
+        index = self._threads_by_user.get(context.user_id, _SeqIndex())
+        ids, has_more = index.page(after_seq, check_limit(limit), check_order(order))
+        data = [ThreadMetadata.model_validate_json(self._threads[i].json) for i in ids]
+        return Page(data=data, has_more=has_more, after=ids[-1] if ids else None)
+
+    async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
+        row = self._owned_thread(thread_id, context)
+        for item_id in self._items_by_thread.pop(thread_id, _SeqIndex()).ids.values():
+            del self._items[item_id]
+        del self._threads[thread_id]
+        self._threads_by_user[row.user_id].remove(row.seq)
+
+    def _owned_item(self, thread_id: str, item_id: str, context: RequestContext) -> _ItemRow:
+        row = self._items.get(item_id)
+        if row is None or row.user_id != context.user_id or row.thread_id != thread_id:
+            raise NotFoundError(f"Item {item_id} not found in thread {thread_id}")
+        return row
+
+    async def load_thread_items(
+        self,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: str,
+        context: RequestContext,
+    ) -> Page[ThreadItem]:
+        self._owned_thread(thread_id, context)
+        after_seq = None if after is None else self._owned_item(thread_id, after, context).seq
+        index = self._items_by_thread.get(thread_id, _SeqIndex())
+        ids, has_more = index.page(after_seq, check_limit(limit), check_order(order))
+        data = [ITEM_ADAPTER.validate_json(self._items[i].json) for i in ids]
+        return Page(data=data, has_more=has_more, after=ids[-1] if ids else None)
+
+    async def add_thread_item(
+        self, thread_id: str, item: ThreadItem, context: RequestContext
+    ) -> None:
+        # The SDK can add the same item twice, so this is the same upsert as save_item.
+        self._upsert_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        self._upsert_item(thread_id, item, context)
+
+    def _upsert_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
+        self._owned_thread(thread_id, context)
+        row = self._items.get(item.id)
+        if row is None:
+            seq = next(self._seq)
+            self._items[item.id] = _ItemRow(context.user_id, thread_id, seq, item_json(item))
+            self._items_by_thread.setdefault(thread_id, _SeqIndex()).add(seq, item.id)
+        elif row.user_id == context.user_id and row.thread_id == thread_id:
+            row.json = item_json(item)
+        else:
+            raise NotFoundError(f"Item {item.id} not found in thread {thread_id}")
+
+    async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
+        return ITEM_ADAPTER.validate_json(self._owned_item(thread_id, item_id, context).json)
+
+    async def delete_thread_item(
+        self, thread_id: str, item_id: str, context: RequestContext
+    ) -> None:
+        self._owned_thread(thread_id, context)
+        row = self._items.get(item_id)
+        # A missing item in an owned thread is a no-op: the SDK emits removals for
+        # items it streamed but never persisted (guardrail tripwires).
+        if row is not None and row.user_id == context.user_id and row.thread_id == thread_id:
+            del self._items[item_id]
+            self._items_by_thread[thread_id].remove(row.seq)
+
+    async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
+        existing = self._attachments.get(attachment.id)
+        if existing is not None and existing[0] != context.user_id:
+            raise NotFoundError(f"Attachment {attachment.id} not found")
+        self._attachments[attachment.id] = (context.user_id, attachment_json(attachment))
+
+    async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
+        existing = self._attachments.get(attachment_id)
+        if existing is None or existing[0] != context.user_id:
+            raise NotFoundError(f"Attachment {attachment_id} not found")
+        return ATTACHMENT_ADAPTER.validate_json(existing[1])
+
+    async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        existing = self._attachments.get(attachment_id)
+        if existing is None or existing[0] != context.user_id:
+            raise NotFoundError(f"Attachment {attachment_id} not found")
+        del self._attachments[attachment_id]

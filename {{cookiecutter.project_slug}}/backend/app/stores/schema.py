@@ -1,0 +1,75 @@
+"""Table definitions the SQL store queries against.
+
+The DDL itself ships as Alembic migrations (``app/migrations/versions``); a test
+checks that a migrated database matches this metadata exactly.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+
+# SQLite only makes ``INTEGER PRIMARY KEY`` the rowid; BIGINT would not autoincrement.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# ``seq`` is the pagination key: an always-increasing identity that upserts never change
+# (AUTOINCREMENT on SQLite so values of deleted rows are not reused).
+threads = Table(
+    "chatkit_threads",
+    metadata,
+    Column("seq", SeqType, Identity(), primary_key=True),
+    Column("id", Text, nullable=False, unique=True),
+    Column("user_id", Text, nullable=False),
+    Column("title", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),  # ThreadMetadata.model_dump_json()
+    Index(None, "user_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+items = Table(
+    "chatkit_items",
+    metadata,
+    Column("seq", SeqType, Identity(), primary_key=True),
+    Column("id", Text, nullable=False, unique=True),
+    Column(
+        "thread_id",
+        Text,
+        ForeignKey(threads.c.id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),  # ThreadItem.model_dump_json()
+    # Serves the page query (thread_id = ? AND user_id = ? ORDER BY seq) and the FK cascade.
+    Index(None, "thread_id", "user_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+attachments = Table(
+    "chatkit_attachments",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("data", Text, nullable=False),  # Attachment.model_dump_json()
+)

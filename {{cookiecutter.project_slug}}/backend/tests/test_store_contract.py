@@ -1,0 +1,825 @@
+"""One contract suite for every store: memory, SQLite (real file) and PostgreSQL.
+
+The chatkit server trusts the store for ownership checks and pagination, so these
+tests pin the exact ``chatkit.store.Store`` behaviour plus our user scoping rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from chatkit.store import _ID_PREFIXES, NotFoundError
+from chatkit.types import (
+    ActiveStatus,
+    Annotation,
+    AssistantMessageContent,
+    AssistantMessageItem,
+    Attachment,
+    ClientToolCallItem,
+    ClosedStatus,
+    CustomSummary,
+    EndOfTurnItem,
+    EntitySource,
+    FileAttachment,
+    FileSource,
+    ImageAttachment,
+    InferenceOptions,
+    LockedStatus,
+    Page,
+    SDKHiddenContextItem,
+    SearchTask,
+    TaskItem,
+    Thread,
+    ThoughtTask,
+    ThreadItem,
+    ThreadMetadata,
+    ToolChoice,
+    URLSource,
+    UserMessageItem,
+    UserMessageTagContent,
+    UserMessageTextContent,
+    WidgetItem,
+    Workflow,
+    WorkflowItem,
+)
+from chatkit.widgets import Card, Text
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
+
+from app.context import RequestContext
+from app.stores import (
+    AppStore,
+    MemoryStore,
+    SQLStore,
+    build_store,
+    normalize_database_url,
+)
+from app.stores.schema import items, metadata, threads
+from app.stores.sql import items_page_query, threads_page_query
+from tests.store_fixtures import SQL_STORE_KINDS, STORE_KINDS, StoreBackend, open_backend
+
+ALICE = RequestContext(user_id="alice")
+BOB = RequestContext(user_id="bob")
+BACKEND_DIR = Path(__file__).resolve().parent.parent
+
+
+# -- fixtures (module-local, so they cannot clash with conftest's) ---------------------
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StoreBackend]:
+    async with open_backend(request.param, tmp_path) as backend:
+        yield backend
+
+
+@pytest.fixture(params=SQL_STORE_KINDS)
+async def sql_store_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StoreBackend]:
+    async with open_backend(request.param, tmp_path) as backend:
+        yield backend
+
+
+@pytest.fixture
+async def contract_store(store_backend: StoreBackend) -> AppStore:
+    return await store_backend.open()
+
+
+# -- builders ----------------------------------------------------------------------
+
+
+def make_thread(store: AppStore, ctx: RequestContext = ALICE, title: str = "t") -> ThreadMetadata:
+    return ThreadMetadata(id=store.generate_thread_id(ctx), title=title, created_at=datetime.now())
+
+
+def user_msg(store: AppStore, thread: ThreadMetadata, text_: str = "hi") -> UserMessageItem:
+    return UserMessageItem(
+        id=store.generate_item_id("message", thread, ALICE),
+        thread_id=thread.id,
+        created_at=datetime.now(),
+        content=[UserMessageTextContent(text=text_)],
+        inference_options=InferenceOptions(),
+    )
+
+
+def assistant_msg(store: AppStore, thread: ThreadMetadata, text_: str = "yo") -> AssistantMessageItem:
+    return AssistantMessageItem(
+        id=store.generate_item_id("message", thread, ALICE),
+        thread_id=thread.id,
+        created_at=datetime.now(),
+        content=[AssistantMessageContent(text=text_)],
+    )
+
+
+def file_attachment(id_: str = "atc_1", name: str = "a.pdf") -> FileAttachment:
+    return FileAttachment(
+        id=id_, name=name, mime_type="application/pdf", metadata={"bucket": "b", "n": [1, 2]}
+    )
+
+
+async def new_thread(store: AppStore, ctx: RequestContext = ALICE, title: str = "t") -> ThreadMetadata:
+    thread = make_thread(store, ctx, title)
+    await store.save_thread(thread, ctx)
+    return thread
+
+
+async def fill(store: AppStore, thread: ThreadMetadata, n: int, ctx: RequestContext = ALICE) -> list[str]:
+    ids = []
+    for i in range(n):
+        item = user_msg(store, thread, f"m{i}")
+        await store.add_thread_item(thread.id, item, ctx)
+        ids.append(item.id)
+    return ids
+
+
+async def all_item_ids(store: AppStore, thread_id: str, ctx: RequestContext = ALICE) -> list[str]:
+    page = await store.load_thread_items(thread_id, None, 10_000, "asc", ctx)
+    return [item.id for item in page.data]
+
+
+# -- threads -----------------------------------------------------------------------
+
+
+async def test_save_thread_is_an_upsert(contract_store: AppStore) -> None:
+    thread = make_thread(contract_store, title="first")
+    await contract_store.save_thread(thread, ALICE)
+    thread.title = "second"
+    await contract_store.save_thread(thread, ALICE)
+    await contract_store.save_thread(thread, ALICE)
+
+    page = await contract_store.load_threads(10, None, "asc", ALICE)
+    assert [t.id for t in page.data] == [thread.id]
+    assert page.data[0].title == "second"
+    assert (await contract_store.load_thread(thread.id, ALICE)).title == "second"
+
+
+async def test_thread_round_trips_exactly(contract_store: AppStore) -> None:
+    thread = ThreadMetadata(
+        id=contract_store.generate_thread_id(ALICE),
+        title="Ünïcode ✓ title",
+        created_at=datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2))),
+        status=LockedStatus(reason="read only"),
+        allowed_image_domains=["img.example.com"],
+        metadata={"previous_response_id": "resp_1", "nested": {"a": [1, 2.5, None, True]}},
+    )
+    await contract_store.save_thread(thread, ALICE)
+    loaded = await contract_store.load_thread(thread.id, ALICE)
+    assert loaded == thread
+    assert loaded.model_dump_json() == thread.model_dump_json()
+
+    thread.status = ClosedStatus(reason="done")
+    await contract_store.save_thread(thread, ALICE)
+    assert (await contract_store.load_thread(thread.id, ALICE)).status == ClosedStatus(reason="done")
+
+
+async def test_save_thread_accepts_full_thread_and_stores_metadata_only(
+    contract_store: AppStore,
+) -> None:
+    # The server passes a ``Thread`` (with its items page) to save_thread while streaming.
+    meta = make_thread(contract_store)
+    full = Thread(**meta.model_dump(), items=Page(data=[user_msg(contract_store, meta)]))
+    await contract_store.save_thread(full, ALICE)
+    loaded = await contract_store.load_thread(meta.id, ALICE)
+    assert type(loaded) is ThreadMetadata
+    assert loaded == meta
+    assert await all_item_ids(contract_store, meta.id) == []
+
+
+async def test_returned_models_are_copies(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store, title="kept")
+    loaded = await contract_store.load_thread(thread.id, ALICE)
+    loaded.title = "mutated without save"
+    thread.title = "mutated original"
+    assert (await contract_store.load_thread(thread.id, ALICE)).title == "kept"
+
+
+async def test_unknown_ids_raise_not_found(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_thread("thr_missing", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_item(thread.id, "msg_missing", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_item("thr_missing", "msg_missing", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_thread_items("thr_missing", None, 10, "asc", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_thread_items(thread.id, "msg_missing", 10, "asc", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_threads(10, "thr_missing", "asc", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.delete_thread("thr_missing", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.delete_thread_item("thr_missing", "msg_missing", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.add_thread_item("thr_missing", user_msg(contract_store, thread), ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.save_item("thr_missing", user_msg(contract_store, thread), ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_attachment("atc_missing", ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.delete_attachment("atc_missing", ALICE)
+
+
+async def test_empty_pages(contract_store: AppStore) -> None:
+    assert await contract_store.load_threads(10, None, "desc", ALICE) == Page(
+        data=[], has_more=False, after=None
+    )
+    thread = await new_thread(contract_store)
+    page = await contract_store.load_thread_items(thread.id, None, 10, "asc", ALICE)
+    assert page == Page(data=[], has_more=False, after=None)
+
+
+async def test_bad_order_and_limit_are_rejected(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store)
+    with pytest.raises(ValueError, match="order"):
+        await contract_store.load_threads(10, None, "sideways", ALICE)
+    with pytest.raises(ValueError, match="limit"):
+        await contract_store.load_thread_items(thread.id, None, -1, "asc", ALICE)
+
+
+# -- pagination ----------------------------------------------------------------------
+
+
+async def _collect_pages(load, limit: int) -> tuple[list[str], list[Page]]:  # type: ignore[no-untyped-def]
+    ids: list[str] = []
+    pages: list[Page] = []  # type: ignore[type-arg]
+    after = None
+    while True:
+        page = await load(after, limit)
+        pages.append(page)
+        ids.extend(x.id for x in page.data)
+        assert page.after == (page.data[-1].id if page.data else None)
+        if not page.has_more:
+            return ids, pages
+        after = page.after
+        assert len(pages) < 100, "pagination does not terminate"
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_thread_pagination(contract_store: AppStore, order: str) -> None:
+    created = [(await new_thread(contract_store, title=f"t{i}")).id for i in range(25)]
+    await new_thread(contract_store, BOB)  # other users' threads never show up
+
+    async def load(after: str | None, limit: int) -> Page[ThreadMetadata]:
+        return await contract_store.load_threads(limit, after, order, ALICE)
+
+    ids, pages = await _collect_pages(load, 10)
+    expected = created if order == "asc" else created[::-1]
+    assert ids == expected  # complete, ordered, no repeats
+    assert [len(p.data) for p in pages] == [10, 10, 5]
+    assert [p.has_more for p in pages] == [True, True, False]
+
+    # Exact multiple of the page size: the last full page must not claim more.
+    ids, pages = await _collect_pages(load, 5)
+    assert ids == expected
+    assert [p.has_more for p in pages] == [True, True, True, True, False]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_item_pagination(contract_store: AppStore, order: str) -> None:
+    thread = await new_thread(contract_store)
+    other = await new_thread(contract_store)
+    created = await fill(contract_store, thread, 25)
+    await fill(contract_store, other, 3)  # interleaved seqs from another thread
+
+    async def load(after: str | None, limit: int) -> Page[ThreadItem]:
+        return await contract_store.load_thread_items(thread.id, after, limit, order, ALICE)
+
+    ids, pages = await _collect_pages(load, 10)
+    assert ids == (created if order == "asc" else created[::-1])
+    assert [len(p.data) for p in pages] == [10, 10, 5]
+    assert [p.has_more for p in pages] == [True, True, False]
+
+    # A cursor in the middle continues right after it, in either direction.
+    page = await contract_store.load_thread_items(thread.id, created[12], 3, "asc", ALICE)
+    assert [x.id for x in page.data] == created[13:16]
+    page = await contract_store.load_thread_items(thread.id, created[12], 3, "desc", ALICE)
+    assert [x.id for x in page.data] == created[9:12][::-1]
+    # The last element as cursor gives an empty final page.
+    page = await contract_store.load_thread_items(thread.id, created[-1], 3, "asc", ALICE)
+    assert page == Page(data=[], has_more=False, after=None)
+
+
+async def test_upserts_keep_position_in_pages(contract_store: AppStore) -> None:
+    t1, t2, t3 = [await new_thread(contract_store, title=f"t{i}") for i in range(3)]
+    t1.title = "renamed"
+    await contract_store.save_thread(t1, ALICE)
+    page = await contract_store.load_threads(10, None, "asc", ALICE)
+    assert [t.id for t in page.data] == [t1.id, t2.id, t3.id]
+
+
+# -- items ---------------------------------------------------------------------------
+
+
+async def test_add_thread_item_is_idempotent(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store)
+    first = user_msg(contract_store, thread, "first")
+    second = assistant_msg(contract_store, thread, "second")
+    await contract_store.add_thread_item(thread.id, first, ALICE)
+    await contract_store.add_thread_item(thread.id, second, ALICE)
+    await contract_store.add_thread_item(thread.id, first, ALICE)  # the SDK may re-add
+    assert await all_item_ids(contract_store, thread.id) == [first.id, second.id]
+    assert await contract_store.load_item(thread.id, first.id, ALICE) == first
+
+
+async def test_save_item_upserts(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store)
+    ids = await fill(contract_store, thread, 3)
+    updated = assistant_msg(contract_store, thread, "updated")
+    updated.id = ids[1]
+    await contract_store.save_item(thread.id, updated, ALICE)
+    assert await all_item_ids(contract_store, thread.id) == ids  # position kept
+    assert await contract_store.load_item(thread.id, ids[1], ALICE) == updated
+
+    fresh = assistant_msg(contract_store, thread, "new")
+    await contract_store.save_item(thread.id, fresh, ALICE)
+    assert await all_item_ids(contract_store, thread.id) == [*ids, fresh.id]
+
+
+async def test_delete_thread_item(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store)
+    ids = await fill(contract_store, thread, 3)
+    await contract_store.delete_thread_item(thread.id, ids[1], ALICE)
+    assert await all_item_ids(contract_store, thread.id) == [ids[0], ids[2]]
+    with pytest.raises(NotFoundError):
+        await contract_store.load_item(thread.id, ids[1], ALICE)
+    # Deleting an item that is not there is a no-op (the SDK removes streamed items
+    # that may never have been persisted).
+    await contract_store.delete_thread_item(thread.id, ids[1], ALICE)
+    assert await all_item_ids(contract_store, thread.id) == [ids[0], ids[2]]
+
+
+async def test_delete_thread_removes_its_items(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store)
+    keep = await new_thread(contract_store)
+    ids = await fill(contract_store, thread, 4)
+    kept_ids = await fill(contract_store, keep, 2)
+    await contract_store.delete_thread(thread.id, ALICE)
+
+    with pytest.raises(NotFoundError):
+        await contract_store.load_thread(thread.id, ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_item(thread.id, ids[0], ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.delete_thread(thread.id, ALICE)
+    assert [t.id for t in (await contract_store.load_threads(10, None, "asc", ALICE)).data] == [
+        keep.id
+    ]
+    assert await all_item_ids(contract_store, keep.id) == kept_ids
+    if isinstance(contract_store, SQLStore):
+        async with contract_store.engine.connect() as conn:
+            left = await conn.scalar(
+                select(func.count()).select_from(items).where(items.c.thread_id == thread.id)
+            )
+        assert left == 0
+
+    # The id can be reused afterwards (nothing stale left behind).
+    await contract_store.save_thread(thread, ALICE)
+    assert await all_item_ids(contract_store, thread.id) == []
+
+
+# -- round trips ---------------------------------------------------------------------
+
+
+def _round_trip_items(thread_id: str) -> list[ThreadItem]:
+    created = datetime(2024, 1, 2, 3, 4, 5, 678901)  # naive, as the SDK stamps items
+    return [
+        UserMessageItem(
+            id="msg_user",
+            thread_id=thread_id,
+            created_at=created,
+            content=[
+                UserMessageTextContent(text="Hello ✓ \"quoted\" \n newline"),
+                UserMessageTagContent(
+                    id="tag1", text="@doc", data={"k": {"deep": [1, "x"]}}, group="g", interactive=True
+                ),
+            ],
+            attachments=[
+                file_attachment("atc_f", "f.pdf"),
+                ImageAttachment(
+                    id="atc_i",
+                    name="i.png",
+                    mime_type="image/png",
+                    preview_url="https://example.com/i.png",
+                    thread_id=thread_id,
+                ),
+            ],
+            quoted_text="quote",
+            inference_options=InferenceOptions(tool_choice=ToolChoice(id="search"), model="gpt-x"),
+        ),
+        AssistantMessageItem(
+            id="msg_assistant",
+            thread_id=thread_id,
+            created_at=created.replace(tzinfo=UTC),
+            content=[
+                AssistantMessageContent(
+                    text="Answer",
+                    annotations=[
+                        Annotation(source=URLSource(title="u", url="https://x.y", attribution="a"), index=3),
+                        Annotation(source=FileSource(title="f", filename="f.pdf")),
+                        Annotation(source=EntitySource(title="e", id="ent", data={"a": 1})),
+                    ],
+                ),
+                AssistantMessageContent(text="second part"),
+            ],
+        ),
+        ClientToolCallItem(
+            id="tc_1",
+            thread_id=thread_id,
+            created_at=created,
+            status="completed",
+            call_id="call_1",
+            name="get_weather",
+            arguments={"city": "Paris", "days": 3},
+            output={"temp": [20.5, None]},
+        ),
+        WorkflowItem(
+            id="wf_1",
+            thread_id=thread_id,
+            created_at=created,
+            workflow=Workflow(
+                type="reasoning",
+                tasks=[ThoughtTask(content="hmm"), SearchTask(queries=["q"], sources=[])],
+                summary=CustomSummary(title="done"),
+                expanded=True,
+            ),
+        ),
+        TaskItem(id="tsk_1", thread_id=thread_id, created_at=created, task=ThoughtTask(content="t")),
+        WidgetItem(
+            id="msg_widget",
+            thread_id=thread_id,
+            created_at=created,
+            widget=Card(children=[Text(value="hi")]),
+            copy_text="hi",
+        ),
+        SDKHiddenContextItem(id="shcx_1", thread_id=thread_id, created_at=created, content="ctx"),
+        EndOfTurnItem(id="msg_eot", thread_id=thread_id, created_at=created),
+    ]
+
+
+async def test_items_round_trip_exactly(contract_store: AppStore) -> None:
+    thread = await new_thread(contract_store)
+    originals = _round_trip_items(thread.id)
+    for item in originals:
+        await contract_store.add_thread_item(thread.id, item, ALICE)
+
+    for item in originals:
+        loaded = await contract_store.load_item(thread.id, item.id, ALICE)
+        assert type(loaded) is type(item)
+        assert loaded == item
+        assert loaded.model_dump_json() == item.model_dump_json()
+    page = await contract_store.load_thread_items(thread.id, None, 100, "asc", ALICE)
+    assert page.data == originals
+
+
+async def test_attachments(contract_store: AppStore) -> None:
+    attachment = file_attachment()
+    await contract_store.save_attachment(attachment, ALICE)
+    assert await contract_store.load_attachment(attachment.id, ALICE) == attachment
+
+    attachment.thread_id = "thr_x"  # the server re-saves attachments once sent
+    await contract_store.save_attachment(attachment, ALICE)
+    loaded = await contract_store.load_attachment(attachment.id, ALICE)
+    assert loaded == attachment
+    assert loaded.model_dump_json() == attachment.model_dump_json()
+
+    image: Attachment = ImageAttachment(
+        id="atc_img", name="i.png", mime_type="image/png", preview_url="https://e.com/p.png"
+    )
+    await contract_store.save_attachment(image, ALICE)
+    assert await contract_store.load_attachment("atc_img", ALICE) == image
+
+    await contract_store.delete_attachment(attachment.id, ALICE)
+    with pytest.raises(NotFoundError):
+        await contract_store.load_attachment(attachment.id, ALICE)
+    assert await contract_store.load_attachment("atc_img", ALICE) == image
+
+
+# -- isolation -----------------------------------------------------------------------
+
+
+async def test_users_are_isolated(contract_store: AppStore) -> None:
+    s = contract_store
+    a_thread = await new_thread(s, ALICE, "alice's")
+    a_other = await new_thread(s, ALICE, "alice's other")
+    a_items = await fill(s, a_thread, 3)
+    a_attachment = file_attachment("atc_alice")
+    await s.save_attachment(a_attachment, ALICE)
+    b_thread = await new_thread(s, BOB, "bob's")
+    b_items = await fill(s, b_thread, 2, BOB)
+
+    async def alice_unchanged() -> None:
+        assert (await s.load_thread(a_thread.id, ALICE)).title == "alice's"
+        assert await all_item_ids(s, a_thread.id) == a_items
+        for item_id in a_items:
+            loaded = await s.load_item(a_thread.id, item_id, ALICE)
+            assert isinstance(loaded, UserMessageItem)
+        assert await s.load_attachment(a_attachment.id, ALICE) == a_attachment
+
+    # list
+    listed = await s.load_threads(50, None, "asc", BOB)
+    assert [t.id for t in listed.data] == [b_thread.id]
+    # read
+    with pytest.raises(NotFoundError):
+        await s.load_thread(a_thread.id, BOB)
+    with pytest.raises(NotFoundError):
+        await s.load_thread_items(a_thread.id, None, 10, "asc", BOB)
+    with pytest.raises(NotFoundError):
+        await s.load_item(a_thread.id, a_items[0], BOB)
+    with pytest.raises(NotFoundError):  # own thread id, someone else's item id
+        await s.load_item(b_thread.id, a_items[0], BOB)
+    # cursors from another user / another thread never leak positions
+    with pytest.raises(NotFoundError):
+        await s.load_threads(10, a_thread.id, "asc", BOB)
+    with pytest.raises(NotFoundError):
+        await s.load_thread_items(b_thread.id, a_items[0], 10, "asc", BOB)
+    with pytest.raises(NotFoundError):
+        await s.load_thread_items(a_other.id, a_items[0], 10, "asc", ALICE)
+    # write into someone else's thread
+    intruder = user_msg(s, a_thread, "intruder")
+    with pytest.raises(NotFoundError):
+        await s.add_thread_item(a_thread.id, intruder, BOB)
+    with pytest.raises(NotFoundError):
+        await s.save_item(a_thread.id, intruder, BOB)
+    # overwrite someone else's item id through one's own thread
+    hijack = user_msg(s, b_thread, "hijack")
+    hijack.id = a_items[0]
+    with pytest.raises(NotFoundError):
+        await s.add_thread_item(b_thread.id, hijack, BOB)
+    with pytest.raises(NotFoundError):
+        await s.save_item(b_thread.id, hijack, BOB)
+    # ... or move an item between one's own threads
+    with pytest.raises(NotFoundError):
+        await s.save_item(a_other.id, hijack, ALICE)
+    assert await all_item_ids(s, a_other.id) == []
+    assert await all_item_ids(s, b_thread.id, BOB) == b_items
+    # overwrite someone else's thread
+    stolen = a_thread.model_copy(update={"title": "stolen"})
+    with pytest.raises(NotFoundError):
+        await s.save_thread(stolen, BOB)
+    # delete
+    with pytest.raises(NotFoundError):
+        await s.delete_thread(a_thread.id, BOB)
+    with pytest.raises(NotFoundError):
+        await s.delete_thread_item(a_thread.id, a_items[0], BOB)
+    await s.delete_thread_item(b_thread.id, a_items[0], BOB)  # not in bob's thread: no-op
+    # attachments
+    with pytest.raises(NotFoundError):
+        await s.load_attachment(a_attachment.id, BOB)
+    with pytest.raises(NotFoundError):
+        await s.delete_attachment(a_attachment.id, BOB)
+    with pytest.raises(NotFoundError):
+        await s.save_attachment(file_attachment("atc_alice", "bob.exe"), BOB)
+
+    await alice_unchanged()
+    assert [t.id for t in (await s.load_threads(50, None, "asc", BOB)).data] == [b_thread.id]
+
+
+# -- ids -----------------------------------------------------------------------------
+
+
+def test_generated_ids_are_full_uuids() -> None:
+    for store in (MemoryStore(), build_store("sqlite:///unused.db")):
+        thread = make_thread(store)
+        assert re.fullmatch(r"thr_[0-9a-f]{32}", thread.id)
+        for item_type, prefix in _ID_PREFIXES.items():
+            if item_type == "thread":
+                continue
+            item_id = store.generate_item_id(item_type, thread, ALICE)
+            assert re.fullmatch(rf"{prefix}_[0-9a-f]{{32}}", item_id), item_id
+        many = {store.generate_item_id("message", thread, ALICE) for _ in range(5_000)}
+        many |= {store.generate_thread_id(ALICE) for _ in range(5_000)}
+        assert len(many) == 10_000
+
+
+# -- lifecycle, URLs -------------------------------------------------------------------
+
+
+async def test_ping_and_idempotent_start(store_backend: StoreBackend) -> None:
+    store = await store_backend.open()
+    await store.ping()
+    thread = await new_thread(store)
+    await store.start()  # second start on a live database: no-op
+    assert (await store.load_thread(thread.id, ALICE)) == thread
+
+
+def test_normalize_database_url() -> None:
+    assert normalize_database_url("memory://") == "memory://"
+    assert normalize_database_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+    assert normalize_database_url("sqlite+aiosqlite:////abs/x.db") == "sqlite+aiosqlite:////abs/x.db"
+    assert normalize_database_url("postgres://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
+    assert normalize_database_url("postgresql://u@h:5433/db") == "postgresql+asyncpg://u@h:5433/db"
+    assert (
+        normalize_database_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+    )
+    assert normalize_database_url("postgres://u@h/db?sslmode=require").endswith("?ssl=require")
+    for bad in ("mysql://u:secret@h/db", "sqlite://", "sqlite:///:memory:", "nonsense", ""):
+        with pytest.raises(ValueError, match="Accepted forms") as info:
+            normalize_database_url(bad)
+        assert "secret" not in str(info.value)
+        assert "postgresql+asyncpg://" in str(info.value)
+        assert "sqlite+aiosqlite://" in str(info.value)
+
+
+def test_build_store_selects_backend() -> None:
+    assert isinstance(build_store("memory://"), MemoryStore)
+    sqlite_store = build_store("sqlite:///x.db")
+    assert isinstance(sqlite_store, SQLStore) and sqlite_store.url.startswith("sqlite+aiosqlite")
+    pg_store = build_store("postgres://u@h/db")
+    assert isinstance(pg_store, SQLStore) and pg_store.url.startswith("postgresql+asyncpg")
+    with pytest.raises(ValueError):
+        build_store("mongodb://h/db")
+
+
+# -- SQL only --------------------------------------------------------------------------
+
+
+async def test_restart_keeps_data(sql_store_backend: StoreBackend) -> None:
+    first = await sql_store_backend.open()
+    thread = await new_thread(first, title="survives")
+    ids = await fill(first, thread, 3)
+    await first.save_attachment(file_attachment(), ALICE)
+    await first.close()
+
+    second = await sql_store_backend.open()  # start() again on the existing database
+    assert (await second.load_thread(thread.id, ALICE)).title == "survives"
+    assert await all_item_ids(second, thread.id) == ids
+    assert await second.load_attachment("atc_1", ALICE) == file_attachment()
+    more = await fill(second, thread, 1)  # seq keeps increasing after a restart
+    assert await all_item_ids(second, thread.id) == ids + more
+    assert isinstance(second, SQLStore)
+    async with second.engine.connect() as conn:
+        versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    assert [v[0] for v in versions] == ["0001"]
+
+
+async def test_concurrent_starts_do_not_race(sql_store_backend: StoreBackend) -> None:
+    # Two processes booting at once on an empty database (advisory lock on Postgres).
+    stores = [sql_store_backend.build() for _ in range(3)]
+    await asyncio.gather(*(s.start() for s in stores))
+    thread = await new_thread(stores[0])
+    assert await stores[2].load_thread(thread.id, ALICE) == thread
+
+
+async def test_migrated_schema_matches_metadata(sql_store_backend: StoreBackend) -> None:
+    store = await sql_store_backend.open()
+    assert isinstance(store, SQLStore)
+
+    def diff(conn: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    store = build_store(f"sqlite:///{tmp_path / 'p.db'}")
+    assert isinstance(store, SQLStore)
+    try:
+        await store.start()
+        async with store.engine.connect() as conn:
+            assert (await conn.scalar(text("PRAGMA journal_mode"))) == "wal"
+            assert (await conn.scalar(text("PRAGMA foreign_keys"))) == 1
+            assert (await conn.scalar(text("PRAGMA busy_timeout"))) == 5000
+    finally:
+        await store.close()
+
+
+async def test_concurrent_writers(sql_store_backend: StoreBackend) -> None:
+    """50 concurrent streams writing (and reading) at once: no 'database is locked'.
+
+    Two stores on the same database stand in for two server processes: they share no
+    lock and no pool, only the database.
+    """
+    first, second = await sql_store_backend.open(), await sql_store_backend.open()
+    thread_list = [await new_thread(first, title=f"t{i}") for i in range(10)]
+    per_task = 10
+
+    async def stream(task: int) -> list[str]:
+        store = first if task % 2 else second
+        thread = thread_list[task % len(thread_list)]
+        written = []
+        for i in range(per_task):
+            item = assistant_msg(store, thread, f"{task}-{i}")
+            await store.add_thread_item(thread.id, item, ALICE)
+            if i % 4 == 0:
+                await store.add_thread_item(thread.id, item, ALICE)  # duplicate add
+                await store.save_thread(thread, ALICE)
+                await store.load_thread_items(thread.id, None, 5, "desc", ALICE)
+            written.append(item.id)
+        return written
+
+    results = await asyncio.gather(*(stream(t) for t in range(50)))
+
+    for index, thread in enumerate(thread_list):
+        stored = await all_item_ids(first, thread.id)
+        assert len(stored) == len(set(stored)) == 5 * per_task
+        for task in range(index, 50, len(thread_list)):
+            mine = set(results[task])
+            assert [i for i in stored if i in mine] == results[task]  # each stream in order
+    assert isinstance(first, SQLStore)
+    async with first.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(items)) == 50 * per_task
+        assert await conn.scalar(select(func.count()).select_from(threads)) == len(thread_list)
+
+
+async def test_page_queries_use_the_composite_indexes(sql_store_backend: StoreBackend) -> None:
+    """A page is an index range read in seq order: its cost does not grow with the table."""
+    store = await sql_store_backend.open()
+    assert isinstance(store, SQLStore)
+    # A realistic shape for the planner, inserted in bulk: 1000 threads over 100 users,
+    # their items interleaved as concurrent conversations write them.
+    now = datetime.now(UTC)
+    thread_rows = [
+        {
+            "id": f"thr_{n}",
+            "user_id": f"user_{n % 100}",
+            "title": None,
+            "created_at": now,
+            "data": ThreadMetadata(id=f"thr_{n}", created_at=now).model_dump_json(),
+        }
+        for n in range(1000)
+    ]
+    item_rows = [
+        {
+            "id": f"msg_{i}_{t['id']}",
+            "thread_id": t["id"],
+            "user_id": t["user_id"],
+            "type": "end_of_turn",
+            "created_at": now,
+            "data": "{}",
+        }
+        for i in range(10)
+        for t in thread_rows
+    ]
+    async with store.engine.begin() as conn:
+        await conn.execute(threads.insert(), thread_rows)
+        await conn.execute(items.insert(), item_rows)
+
+    queries = {
+        "ix_chatkit_items_thread_id_user_id_seq": [
+            items_page_query("thr_7", "user_7", None, 5, "asc"),
+            items_page_query("thr_7", "user_7", 5000, 5, "asc"),
+            items_page_query("thr_7", "user_7", 5000, 5, "desc"),
+        ],
+        "ix_chatkit_threads_user_id_seq": [
+            threads_page_query("user_7", None, 5, "desc"),
+            threads_page_query("user_7", 500, 5, "asc"),
+        ],
+    }
+    engine = store.engine
+    postgres = engine.dialect.name == "postgresql"
+    async with engine.connect() as conn:
+        if postgres:
+            await conn.execute(text("ANALYZE"))
+            # Tiny tables make full scans and bitmap+sort cheap; rule them out so the plan
+            # shows whether the index alone can deliver the page in order.
+            for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                await conn.execute(text(f"SET LOCAL {knob} = off"))
+        for index, statements in queries.items():
+            for stmt in statements:
+                sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+                explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+                rows = (await conn.exec_driver_sql(explain + sql)).all()
+                plan = "\n".join(str(row[-1]) for row in rows)
+                assert index in plan, plan
+                # Rows come out of the index in seq order: no sort, no table scan,
+                # and the keyset bound is part of the index condition, not a filter.
+                assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+                assert not re.search(r"\bSCAN chatkit_", plan), plan
+                assert "Seq Scan" not in plan and "Filter" not in plan, plan
+                if re.search(r"seq [<>] \d", sql):
+                    bound = r"Index Cond: .*seq [<>]" if postgres else r"seq[<>]\?\)"
+                    assert re.search(bound, plan), plan
+
+
+def test_alembic_cli_upgrade(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}"}
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=BACKEND_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert {threads.name, items.name, "chatkit_attachments"} <= tables
+    assert version == [("0001",)]

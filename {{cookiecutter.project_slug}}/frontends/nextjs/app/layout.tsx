@@ -1,0 +1,25 @@
+import type { Metadata, Viewport } from "next";
+import type { ReactNode } from "react";
+import { ChatKitScript } from "@/components/ChatKitScript";
+import { SITE } from "@/lib/chatkit-config";
+import "./globals.css";
+
+export const metadata: Metadata = {
+  title: SITE.projectName,
+  description: SITE.description,
+};
+
+export const viewport: Viewport = {
+  colorScheme: "light dark",
+};
+
+export default function RootLayout({ children }: { children: ReactNode }) {
+  return (
+    <html lang="en">
+      <body>
+        {children}
+        <ChatKitScript />
+      </body>
+    </html>
+  );
+}

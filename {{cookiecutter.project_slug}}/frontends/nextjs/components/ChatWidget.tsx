@@ -1,0 +1,74 @@
+"use client";
+
+import { ChatKit, useChatKit } from "@openai/chatkit-react";
+import { useRef, useState } from "react";
+import { readStoredThread, storeThread, useColorScheme, useHostname } from "@/lib/browser";
+import { CHATKIT_API_URL, SITE, resolveDomainKey } from "@/lib/chatkit-config";
+import { chatkitProblem, missingKeyProblem, scriptProblem } from "@/lib/chatkit-errors";
+import { useChatKitScript, type ScriptStatus } from "@/lib/chatkit-script";
+import { ProblemNotice } from "./ProblemNotice";
+
+// Requests go out from this page (not from ChatKit's frame), so the session cookie goes with them.
+const fetchWithCookies: typeof fetch = (input, init) => fetch(input, { ...init, credentials: "include" });
+
+export function ChatWidget() {
+  const hostname = useHostname();
+  const scriptStatus = useChatKitScript();
+
+  if (hostname === null) return <div className="chat-shell" aria-busy="true" />;
+  const domainKey = resolveDomainKey(hostname);
+  if (domainKey === null) {
+    return (
+      <div className="chat-shell">
+        <ProblemNotice problem={missingKeyProblem(hostname)} />
+      </div>
+    );
+  }
+  return <ChatPanel hostname={hostname} domainKey={domainKey} scriptStatus={scriptStatus} />;
+}
+
+type PanelProps = { hostname: string; domainKey: string; scriptStatus: ScriptStatus };
+
+function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
+  const colorScheme = useColorScheme();
+  const [initialThread] = useState(readStoredThread);
+  const [error, setError] = useState<unknown>(null);
+  const threadLoaded = useRef(false);
+
+  const chatkit = useChatKit({
+    api: { url: CHATKIT_API_URL, domainKey, fetch: fetchWithCookies },
+    theme: { colorScheme, radius: "round" },
+    initialThread,
+    header: { enabled: true, title: { enabled: true } },
+    history: { enabled: true, showRename: true, showDelete: true },
+    startScreen: { greeting: SITE.greeting, prompts: SITE.prompts },
+    composer: { placeholder: SITE.composerPlaceholder },
+    onThreadChange: ({ threadId }) => storeThread(threadId),
+    onThreadLoadEnd: () => {
+      threadLoaded.current = true;
+    },
+    onError: ({ error }) => {
+      console.error("ChatKit error:", error);
+      // The remembered thread could not be opened (deleted, or another session's): forget it.
+      if (initialThread && !threadLoaded.current) storeThread(null);
+      setError(error);
+    },
+  });
+
+  const problem =
+    scriptStatus === "error" || scriptStatus === "timeout"
+      ? scriptProblem(scriptStatus)
+      : error
+        ? chatkitProblem(error, hostname)
+        : null;
+
+  return (
+    <div className="chat-shell">
+      {problem && (
+        <ProblemNotice problem={problem} onDismiss={error ? () => setError(null) : undefined} />
+      )}
+      {scriptStatus === "loading" && <p className="chat-loading">Loading chat…</p>}
+      <ChatKit control={chatkit.control} className="chatkit" />
+    </div>
+  );
+}

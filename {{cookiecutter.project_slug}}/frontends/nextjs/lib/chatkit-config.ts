@@ -1,0 +1,59 @@
+import type { StartScreenPrompt } from "@openai/chatkit-react";
+import site from "../site.config.json";
+
+/** The ChatKit UI script. It is only served by OpenAI's CDN; no npm package bundles it. */
+export const CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js";
+
+/** Where a deployed domain is registered to get its domain key. */
+export const DOMAIN_ALLOWLIST_URL =
+  "https://platform.openai.com/settings/organization/security/domain-allowlist";
+
+/** The variable that takes the domain key (named in the messages shown to users). */
+export const DOMAIN_KEY_VARIABLE = "NEXT_PUBLIC_CHATKIT_DOMAIN_KEY";
+
+/** Any key passes domain verification on localhost and local IPs; this one is only used there. */
+export const LOCAL_DEV_DOMAIN_KEY = "domain_pk_localhost_dev";
+
+// Next.js inlines NEXT_PUBLIC_* values at build time; nothing else reaches the browser.
+const configuredApiUrl = process.env.NEXT_PUBLIC_CHATKIT_API_URL?.trim();
+const configuredDomainKey = process.env.NEXT_PUBLIC_CHATKIT_DOMAIN_KEY?.trim();
+
+/** Same-origin by default: the Next.js server proxies /chatkit to the backend. */
+export const CHATKIT_API_URL = configuredApiUrl || "/chatkit";
+
+export const SITE = {
+  projectName: site.projectName,
+  description: site.description,
+  greeting: site.greeting,
+  composerPlaceholder: site.composerPlaceholder,
+  prompts: site.prompts as StartScreenPrompt[],
+};
+
+/** localhost, loopback and private-network addresses: where ChatKit accepts any domain key. */
+export function isLocalHostname(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  if (host === "localhost" || host.endsWith(".localhost") || host === "::1" || host === "0.0.0.0") {
+    return true;
+  }
+  const octets = host.split(".").map(Number);
+  if (octets.length !== 4 || octets.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) {
+    return /^f[cd][0-9a-f]{2}:/.test(host) || host.startsWith("fe80:");
+  }
+  const [a, b] = octets;
+  return (
+    a === 127 ||
+    a === 10 ||
+    (a === 192 && b === 168) ||
+    (a === 172 && b >= 16 && b <= 31) ||
+    (a === 169 && b === 254)
+  );
+}
+
+/**
+ * The domain key for this page: the configured one, else the local-development
+ * value on local hosts only. `null` means a deployed page without a key.
+ */
+export function resolveDomainKey(hostname: string): string | null {
+  if (configuredDomainKey) return configuredDomainKey;
+  return isLocalHostname(hostname) ? LOCAL_DEV_DOMAIN_KEY : null;
+}
