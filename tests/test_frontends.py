@@ -8,6 +8,7 @@ browser tests reuse the build.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -58,8 +59,21 @@ def build(kind: str, tmp_path_factory: pytest.TempPathFactory) -> FrontendBuild:
 # --- the template itself (no npm) ---------------------------------------------------------
 
 
+def test_only_the_config_file_is_rendered(kind: str) -> None:
+    """Every frontend file but site.config.json is in `_copy_without_render`.
+
+    JSX and TS may hold `{{` at any time; they must never go through Jinja. Paths are
+    matched the way cookiecutter does: relative to the project template directory.
+    """
+    patterns = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_copy_without_render"]
+    project_template = TEMPLATE_FRONTENDS.parent
+    paths = [str(path.relative_to(project_template)) for path in template_files(kind).values()]
+    rendered = [p for p in paths if not any(fnmatch.fnmatch(p, pattern) for pattern in patterns)]
+    assert rendered == [f"frontends/{kind}/{RENDERED_FILE}"]
+
+
 def test_rendered_frontend_is_the_template_verbatim(kind: str, tmp_path: Path) -> None:
-    """JSX/TS (full of `{{`) is copied, not rendered; only site.config.json carries answers."""
+    """Copied byte for byte, moved to frontend/; only site.config.json carries answers."""
     frontend = render(kind, tmp_path) / "frontend"
     assert frontend.is_dir()
     assert not (frontend.parent / "frontends").exists()
@@ -81,7 +95,9 @@ def test_rendered_frontend_is_the_template_verbatim(kind: str, tmp_path: Path) -
 def test_answers_reach_the_frontend_as_json(kind: str, tmp_path: Path) -> None:
     name = 'Zoë\'s "Chat" <App> & {co}'
     description = 'Says "hi" \\ and </script>'
-    project = render(kind, tmp_path, project_name=name, project_slug="quoted_app", description=description)
+    project = render(
+        kind, tmp_path, project_name=name, project_slug="quoted_app", description=description
+    )
     config = json.loads((project / "frontend" / RENDERED_FILE).read_text())
     assert config["projectName"] == name
     assert config["description"] == description

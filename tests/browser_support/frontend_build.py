@@ -53,7 +53,9 @@ def require_npm() -> str:
     if npm is None:
         if os.environ.get("SKIP_FRONTEND_TESTS"):
             pytest.skip("SKIP_FRONTEND_TESTS is set and npm is not installed")
-        pytest.fail("npm is not on PATH: install Node.js 20.19+ with npm (or set SKIP_FRONTEND_TESTS=1)")
+        pytest.fail(
+            "npm is not on PATH: install Node.js 20.19+ with npm (or set SKIP_FRONTEND_TESTS=1)"
+        )
     return npm
 
 
@@ -97,13 +99,24 @@ class FrontendBuild:
     def api_url_var(self) -> str:
         return f"{ENV_PREFIX[self.kind]}CHATKIT_API_URL"
 
-    def npm(self, *args: str, env: dict[str, str] | None = None, name: str | None = None) -> Step:
+    @property
+    def unkeyed_dir(self) -> Path:
+        """A copy of the frontend (node_modules hard-linked) built without key and API URL."""
+        return self.frontend_dir.with_name("frontend-unkeyed")
+
+    def npm(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        cwd: Path | None = None,
+    ) -> Step:
         """Run `npm ARGS` in the frontend; fail the test with the output if it fails."""
         command = ["npm", *args]
         started = time.monotonic()
         result = subprocess.run(
             command,
-            cwd=self.frontend_dir,
+            cwd=cwd or self.frontend_dir,
             capture_output=True,
             text=True,
             timeout=NPM_TIMEOUT,
@@ -114,9 +127,8 @@ class FrontendBuild:
         step = Step(" ".join(command), time.monotonic() - started, output)
         self.steps[name or " ".join(args)] = step
         if result.returncode != 0:
-            raise AssertionError(
-                f"`{step.command}` exited {result.returncode} in {self.frontend_dir}\n{output[-12000:]}"
-            )
+            where = f"`{step.command}` exited {result.returncode} in {self.frontend_dir}"
+            raise AssertionError(f"{where}\n{output[-12000:]}")
         return step
 
 
@@ -158,9 +170,11 @@ def _build(kind: str, base: Path) -> FrontendBuild:
         lock_digest_before=digest(frontend / "package-lock.json"),
     )
     build.npm("ci", "--prefer-offline", "--no-audit", "--no-fund", name="ci")
-    # First without a domain key (the build must warn), then the real build.
+    # A build without domain key and API URL (it must warn; the browser tests serve it
+    # on a public hostname), in a copy that shares node_modules through hard links.
+    shutil.copytree(frontend, build.unkeyed_dir, symlinks=True, copy_function=os.link)
     unset = {build.domain_key_var: "", build.api_url_var: ""}
-    build.npm("run", "build", env=unset, name="build-without-key")
+    build.npm("run", "build", env=unset, name="build-without-key", cwd=build.unkeyed_dir)
     build.npm(
         "run",
         "build",
@@ -183,7 +197,7 @@ def get_build(kind: str, tmp_path_factory: pytest.TempPathFactory) -> FrontendBu
     if kind not in _builds:
         try:
             _builds[kind] = _build(kind, tmp_path_factory.mktemp(f"frontend-{kind}"))
-        except Exception as error:  # noqa: BLE001 - re-raised to every caller below
+        except Exception as error:
             _builds[kind] = error
     result = _builds[kind]
     if isinstance(result, Exception):

@@ -10,8 +10,7 @@ from agents.mcp import MCPServer, MCPServerStreamableHttp
 from chatkit.agents import AgentContext
 
 INSTRUCTIONS = (
-    "You are a helpful assistant in a chat app. Answer concisely. "
-    "Use the tools when they help."
+    "You are a helpful assistant in a chat app. Answer concisely. Use the tools when they help."
 )
 
 

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         if len(secret) < 32:
             raise ValueError(
                 "SESSION_SECRET is missing or shorter than 32 characters; generate one with "
-                "python -c \"import secrets; print(secrets.token_urlsafe(32))\""
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
         return self
 

@@ -48,7 +48,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(store.close)
             stack.push_async_callback(client.close)
             for server in mcp_servers:
-                await stack.enter_async_context(server)
+                try:
+                    await server.connect()  # type: ignore[no-untyped-call]
+                except Exception as error:
+                    raise RuntimeError(
+                        f"Could not connect to the MCP server at MCP_SERVER_URL="
+                        f"{settings.mcp_server_url} ({type(error).__name__}). Start it, "
+                        "or set MCP_SERVER_URL= to run without it."
+                    ) from error
+                stack.push_async_callback(server.cleanup)
             logger.info(
                 "ready: provider=%s model=%s store=%s",
                 resolved.provider.name,

@@ -59,9 +59,7 @@ PROVIDERS: dict[str, Provider] = {
             key_required=False,
         ),
         Provider("azure_openai", "responses", None, "AZURE_OPENAI_API_KEY"),
-        Provider(
-            "openai_compatible", "chat_completions", None, "LLM_API_KEY", key_required=False
-        ),
+        Provider("openai_compatible", "chat_completions", None, "LLM_API_KEY", key_required=False),
     )
 }
 

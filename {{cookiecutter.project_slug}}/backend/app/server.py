@@ -34,7 +34,9 @@ TITLE_LENGTH = 60
 class AttachmentsDisabled(AttachmentStore[RequestContext]):
     """Uploads are off until you add storage for the files (see chatkit's AttachmentStore)."""
 
-    async def create_attachment(self, input: AttachmentCreateParams, context: RequestContext) -> Any:
+    async def create_attachment(
+        self, input: AttachmentCreateParams, context: RequestContext
+    ) -> Any:
         raise NotImplementedError("File attachments are not enabled on this server.")
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:

@@ -27,15 +27,13 @@ async def with_own_message_ids(
     # Upstream ids repeat across messages, so the map holds only open messages.
     open_messages: dict[str, str] = {}
     async for event in events:
-        if isinstance(event, ThreadItemAddedEvent) and isinstance(
-            event.item, AssistantMessageItem
-        ):
+        if isinstance(event, ThreadItemAddedEvent) and isinstance(event.item, AssistantMessageItem):
             own_id = open_messages[event.item.id] = new_id()
             event = ThreadItemAddedEvent(item=event.item.model_copy(update={"id": own_id}))
         elif isinstance(event, ThreadItemDoneEvent) and isinstance(
             event.item, AssistantMessageItem
         ):
-            own_id = open_messages.pop(event.item.id, None) or new_id()
+            own_id = open_messages.pop(event.item.id, "") or new_id()
             event = ThreadItemDoneEvent(item=event.item.model_copy(update={"id": own_id}))
         elif isinstance(event, ThreadItemUpdatedEvent) and event.item_id in open_messages:
             event = event.model_copy(update={"item_id": open_messages[event.item_id]})

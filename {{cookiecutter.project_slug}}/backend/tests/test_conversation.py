@@ -33,7 +33,9 @@ def test_thirty_turn_conversation(
         assert len(set(reply_ids)) == TURNS, "every reply is a new message"
 
         # Trap 4: each request carries the recent history, ending with the new message.
-        model_requests = [r for r in fake.requests if r.path.endswith(("/responses", "/chat/completions"))]
+        model_requests = [
+            r for r in fake.requests if r.path.endswith(("/responses", "/chat/completions"))
+        ]
         assert len(model_requests) == TURNS
         for n, request in enumerate(model_requests, start=1):
             conversation = [m for m in request.messages_text() if m[0] in ("user", "assistant")]
@@ -52,7 +54,9 @@ def test_thirty_turn_conversation(
         assert [item["type"] for item in items] == ["user_message", "assistant_message"] * TURNS
         assert [item["id"] for item in items if item["type"] == "assistant_message"] == reply_ids
         newest_first = browser.list_items(thread_id, limit=3, order="desc")
-        assert [item["id"] for item in newest_first["data"]] == [item["id"] for item in items[::-1][:3]]
+        assert [item["id"] for item in newest_first["data"]] == [
+            item["id"] for item in items[::-1][:3]
+        ]
 
         [thread] = browser.list_threads()["data"]
         assert thread["id"] == thread_id
@@ -66,7 +70,10 @@ def test_reload_keeps_the_conversation(backend: BackendFactory, database_url: st
         thread = browser.request("threads.get_by_id", thread_id=thread_id)
         assert thread["title"] == "remember me"
         assert [item["type"] for item in thread["items"]["data"]] == [
-            "user_message", "assistant_message", "user_message", "assistant_message",
+            "user_message",
+            "assistant_message",
+            "user_message",
+            "assistant_message",
         ]
 
 

@@ -26,11 +26,24 @@ def url(backend: BackendFactory) -> Iterator[str]:
         (b"", 400, "invalid_json"),
         (b'{"type": "threads.explode", "params": {}}', 422, "invalid_request"),
         (b'{"type": "threads.list", "params": {"limit": "many"}}', 422, "invalid_request"),
-        (b'{"type": "threads.create", "params": {"input": {"content": 7}}}', 422, "invalid_request"),
+        (
+            b'{"type": "threads.create", "params": {"input": {"content": 7}}}',
+            422,
+            "invalid_request",
+        ),
         (b"[1, 2, 3]", 422, "invalid_request"),
-        (b'{"type": "threads.get_by_id", "params": {"thread_id": "thr_missing"}}', 404, "not_found"),
+        (
+            b'{"type": "threads.get_by_id", "params": {"thread_id": "thr_missing"}}',
+            404,
+            "not_found",
+        ),
         (b'{"type": "items.list", "params": {"thread_id": "thr_missing"}}', 404, "not_found"),
-        (b'{"type": "attachments.create", "params": {"name": "a.txt", "size": 1, "mime_type": "text/plain"}}', 400, "unsupported"),
+        (
+            b'{"type": "attachments.create", "params": '
+            b'{"name": "a.txt", "size": 1, "mime_type": "text/plain"}}',
+            400,
+            "unsupported",
+        ),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(url: str, body: bytes, status: int, code: str) -> None:
@@ -122,7 +135,11 @@ def test_two_browsers_never_see_each_other(backend: BackendFactory, database_url
             "items.list": {"thread_id": thread_id},
             "threads.update": {"thread_id": thread_id, "title": "pwned"},
             "threads.delete": {"thread_id": thread_id},
-            "items.feedback": {"thread_id": thread_id, "item_ids": [reply["id"]], "kind": "negative"},
+            "items.feedback": {
+                "thread_id": thread_id,
+                "item_ids": [reply["id"]],
+                "kind": "negative",
+            },
             "threads.add_user_message": {"thread_id": thread_id, "input": user_input("hi")},
             "threads.retry_after_item": {"thread_id": thread_id, "item_id": user_item["id"]},
         }

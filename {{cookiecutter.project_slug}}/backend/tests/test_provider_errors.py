@@ -6,11 +6,16 @@ import pytest
 
 from tests.chatkit_client import ChatKitClient
 from tests.conftest import BackendFactory
-from tests.fake_provider import Fault, FakeProvider
+from tests.fake_provider import FakeProvider, Fault
 
 FAULTS = [
     pytest.param(Fault.HTTP_500, {}, "failed (HTTP 500)", id="http-500"),
-    pytest.param(Fault.RATE_LIMIT, {"retry_after": 7}, "rate limiting requests (HTTP 429). Send your message again in 7 s", id="http-429"),
+    pytest.param(
+        Fault.RATE_LIMIT,
+        {"retry_after": 7},
+        "rate limiting requests (HTTP 429). Send your message again in 7 s",
+        id="http-429",
+    ),
     pytest.param(Fault.SLOW_FIRST_BYTE, {"seconds": 3}, "did not answer in time", id="timeout"),
     pytest.param(Fault.CUT_STREAM, {}, "incomplete or invalid reply", id="cut-stream"),
     pytest.param(Fault.INVALID_CHUNK, {}, "incomplete or invalid reply", id="invalid-chunk"),
@@ -40,12 +45,18 @@ def test_fault_gives_a_clear_error_and_the_thread_goes_on(
         after = browser.send(thread_id, "after the fault")
         assert after.errors == []
         texts = [m for m in fake.requests[-1].messages_text() if m[0] == "user"]
-        assert [text for _, text in texts] == ["before the fault", "during the fault", "after the fault"]
+        assert [text for _, text in texts] == [
+            "before the fault",
+            "during the fault",
+            "after the fault",
+        ]
 
         items = browser.all_items(thread_id)
         users = [item for item in items if item["type"] == "user_message"]
         assert [u["content"][0]["text"] for u in users] == [
-            "before the fault", "during the fault", "after the fault",
+            "before the fault",
+            "during the fault",
+            "after the fault",
         ]
 
 

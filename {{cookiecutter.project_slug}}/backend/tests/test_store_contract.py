@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from chatkit.store import _ID_PREFIXES, NotFoundError
 from chatkit.types import (
-    ActiveStatus,
     Annotation,
     AssistantMessageContent,
     AssistantMessageItem,
@@ -39,8 +41,8 @@ from chatkit.types import (
     SDKHiddenContextItem,
     SearchTask,
     TaskItem,
-    Thread,
     ThoughtTask,
+    Thread,
     ThreadItem,
     ThreadMetadata,
     ToolChoice,
@@ -53,8 +55,9 @@ from chatkit.types import (
     WorkflowItem,
 )
 from chatkit.widgets import Card, Text
+from pydantic import AnyUrl
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from app.context import RequestContext
 from app.stores import (
@@ -64,9 +67,17 @@ from app.stores import (
     build_store,
     normalize_database_url,
 )
+from app.stores.migrate import MIGRATION_LOCK_KEY
 from app.stores.schema import items, metadata, threads
 from app.stores.sql import items_page_query, threads_page_query
-from tests.store_fixtures import SQL_STORE_KINDS, STORE_KINDS, StoreBackend, open_backend
+from tests.store_fixtures import (
+    SQL_STORE_KINDS,
+    STORE_KINDS,
+    StoreBackend,
+    emptied_postgres_backend,
+    open_backend,
+    postgres_database,
+)
 
 ALICE = RequestContext(user_id="alice")
 BOB = RequestContext(user_id="bob")
@@ -76,16 +87,29 @@ BACKEND_DIR = Path(__file__).resolve().parent.parent
 # -- fixtures (module-local, so they cannot clash with conftest's) ---------------------
 
 
+@pytest.fixture(scope="session")
+def shared_postgres_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(params=STORE_KINDS)
 async def store_backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreBackend]:
-    async with open_backend(request.param, tmp_path) as backend:
+    if request.param != "postgres":
+        async with open_backend(request.param, tmp_path) as backend:
+            yield backend
+        return
+    backend = await emptied_postgres_backend(request.getfixturevalue("shared_postgres_url"))
+    try:
         yield backend
+    finally:
+        await backend.close_all()
 
 
 @pytest.fixture(params=SQL_STORE_KINDS)
-async def sql_store_backend(
+async def sql_store_backend(  # a fresh database each time: these tests start from empty
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreBackend]:
     async with open_backend(request.param, tmp_path) as backend:
@@ -114,7 +138,9 @@ def user_msg(store: AppStore, thread: ThreadMetadata, text_: str = "hi") -> User
     )
 
 
-def assistant_msg(store: AppStore, thread: ThreadMetadata, text_: str = "yo") -> AssistantMessageItem:
+def assistant_msg(
+    store: AppStore, thread: ThreadMetadata, text_: str = "yo"
+) -> AssistantMessageItem:
     return AssistantMessageItem(
         id=store.generate_item_id("message", thread, ALICE),
         thread_id=thread.id,
@@ -129,13 +155,17 @@ def file_attachment(id_: str = "atc_1", name: str = "a.pdf") -> FileAttachment:
     )
 
 
-async def new_thread(store: AppStore, ctx: RequestContext = ALICE, title: str = "t") -> ThreadMetadata:
+async def new_thread(
+    store: AppStore, ctx: RequestContext = ALICE, title: str = "t"
+) -> ThreadMetadata:
     thread = make_thread(store, ctx, title)
     await store.save_thread(thread, ctx)
     return thread
 
 
-async def fill(store: AppStore, thread: ThreadMetadata, n: int, ctx: RequestContext = ALICE) -> list[str]:
+async def fill(
+    store: AppStore, thread: ThreadMetadata, n: int, ctx: RequestContext = ALICE
+) -> list[str]:
     ids = []
     for i in range(n):
         item = user_msg(store, thread, f"m{i}")
@@ -181,7 +211,9 @@ async def test_thread_round_trips_exactly(contract_store: AppStore) -> None:
 
     thread.status = ClosedStatus(reason="done")
     await contract_store.save_thread(thread, ALICE)
-    assert (await contract_store.load_thread(thread.id, ALICE)).status == ClosedStatus(reason="done")
+    assert (await contract_store.load_thread(thread.id, ALICE)).status == ClosedStatus(
+        reason="done"
+    )
 
 
 async def test_save_thread_accepts_full_thread_and_stores_metadata_only(
@@ -253,9 +285,11 @@ async def test_bad_order_and_limit_are_rejected(contract_store: AppStore) -> Non
 # -- pagination ----------------------------------------------------------------------
 
 
-async def _collect_pages(load, limit: int) -> tuple[list[str], list[Page]]:  # type: ignore[no-untyped-def]
+async def _collect_pages(
+    load: Callable[[str | None, int], Awaitable[Page[Any]]], limit: int
+) -> tuple[list[str], list[Page[Any]]]:
     ids: list[str] = []
-    pages: list[Page] = []  # type: ignore[type-arg]
+    pages: list[Page[Any]] = []
     after = None
     while True:
         page = await load(after, limit)
@@ -402,9 +436,13 @@ def _round_trip_items(thread_id: str) -> list[ThreadItem]:
             thread_id=thread_id,
             created_at=created,
             content=[
-                UserMessageTextContent(text="Hello ✓ \"quoted\" \n newline"),
+                UserMessageTextContent(text='Hello ✓ "quoted" \n newline'),
                 UserMessageTagContent(
-                    id="tag1", text="@doc", data={"k": {"deep": [1, "x"]}}, group="g", interactive=True
+                    id="tag1",
+                    text="@doc",
+                    data={"k": {"deep": [1, "x"]}},
+                    group="g",
+                    interactive=True,
                 ),
             ],
             attachments=[
@@ -413,7 +451,7 @@ def _round_trip_items(thread_id: str) -> list[ThreadItem]:
                     id="atc_i",
                     name="i.png",
                     mime_type="image/png",
-                    preview_url="https://example.com/i.png",
+                    preview_url=AnyUrl("https://example.com/i.png"),
                     thread_id=thread_id,
                 ),
             ],
@@ -428,7 +466,9 @@ def _round_trip_items(thread_id: str) -> list[ThreadItem]:
                 AssistantMessageContent(
                     text="Answer",
                     annotations=[
-                        Annotation(source=URLSource(title="u", url="https://x.y", attribution="a"), index=3),
+                        Annotation(
+                            source=URLSource(title="u", url="https://x.y", attribution="a"), index=3
+                        ),
                         Annotation(source=FileSource(title="f", filename="f.pdf")),
                         Annotation(source=EntitySource(title="e", id="ent", data={"a": 1})),
                     ],
@@ -457,7 +497,9 @@ def _round_trip_items(thread_id: str) -> list[ThreadItem]:
                 expanded=True,
             ),
         ),
-        TaskItem(id="tsk_1", thread_id=thread_id, created_at=created, task=ThoughtTask(content="t")),
+        TaskItem(
+            id="tsk_1", thread_id=thread_id, created_at=created, task=ThoughtTask(content="t")
+        ),
         WidgetItem(
             id="msg_widget",
             thread_id=thread_id,
@@ -497,7 +539,7 @@ async def test_attachments(contract_store: AppStore) -> None:
     assert loaded.model_dump_json() == attachment.model_dump_json()
 
     image: Attachment = ImageAttachment(
-        id="atc_img", name="i.png", mime_type="image/png", preview_url="https://e.com/p.png"
+        id="atc_img", name="i.png", mime_type="image/png", preview_url=AnyUrl("https://e.com/p.png")
     )
     await contract_store.save_attachment(image, ALICE)
     assert await contract_store.load_attachment("atc_img", ALICE) == image
@@ -599,7 +641,7 @@ def test_generated_ids_are_full_uuids() -> None:
             if item_type == "thread":
                 continue
             item_id = store.generate_item_id(item_type, thread, ALICE)
-            assert re.fullmatch(rf"{prefix}_[0-9a-f]{{32}}", item_id), item_id
+            assert re.fullmatch(prefix + r"_[0-9a-f]{32}", item_id), item_id
         many = {store.generate_item_id("message", thread, ALICE) for _ in range(5_000)}
         many |= {store.generate_thread_id(ALICE) for _ in range(5_000)}
         assert len(many) == 10_000
@@ -619,12 +661,12 @@ async def test_ping_and_idempotent_start(store_backend: StoreBackend) -> None:
 def test_normalize_database_url() -> None:
     assert normalize_database_url("memory://") == "memory://"
     assert normalize_database_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
-    assert normalize_database_url("sqlite+aiosqlite:////abs/x.db") == "sqlite+aiosqlite:////abs/x.db"
+    assert (
+        normalize_database_url("sqlite+aiosqlite:////abs/x.db") == "sqlite+aiosqlite:////abs/x.db"
+    )
     assert normalize_database_url("postgres://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
     assert normalize_database_url("postgresql://u@h:5433/db") == "postgresql+asyncpg://u@h:5433/db"
-    assert (
-        normalize_database_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
-    )
+    assert normalize_database_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert normalize_database_url("postgres://u@h/db?sslmode=require").endswith("?ssl=require")
     for bad in ("mysql://u:secret@h/db", "sqlite://", "sqlite:///:memory:", "nonsense", ""):
         with pytest.raises(ValueError, match="Accepted forms") as info:
@@ -672,6 +714,40 @@ async def test_concurrent_starts_do_not_race(sql_store_backend: StoreBackend) ->
     await asyncio.gather(*(s.start() for s in stores))
     thread = await new_thread(stores[0])
     assert await stores[2].load_thread(thread.id, ALICE) == thread
+
+
+async def test_start_waits_for_another_process_migrating(
+    sql_store_backend: StoreBackend,
+) -> None:
+    """While another process holds the database's migration lock, start() waits for it."""
+    store = sql_store_backend.build()
+    url = make_url(sql_store_backend.url)
+    if sql_store_backend.kind == "postgres":
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        other = await asyncpg.connect(dsn)
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+
+        async def release() -> None:
+            await transaction.rollback()
+            await other.close()
+    else:
+        assert url.database
+        raw = sqlite3.connect(url.database, isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")  # what a migrating process holds
+
+        async def release() -> None:
+            raw.rollback()
+            raw.close()
+
+    starting = asyncio.create_task(store.start())
+    await asyncio.sleep(0.5)
+    assert not starting.done()
+    await release()
+    await asyncio.wait_for(starting, timeout=10)
+    thread = await new_thread(store)
+    assert await store.load_thread(thread.id, ALICE) == thread
 
 
 async def test_migrated_schema_matches_metadata(sql_store_backend: StoreBackend) -> None:
@@ -816,8 +892,6 @@ def test_alembic_cli_upgrade(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    import sqlite3
-
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = conn.execute("SELECT version_num FROM alembic_version").fetchall()

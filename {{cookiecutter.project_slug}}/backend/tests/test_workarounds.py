@@ -29,8 +29,8 @@ from openai import AsyncOpenAI
 
 from app.context import RequestContext
 from app.history import HistoryConverter
-from app.streaming import with_own_message_ids
 from app.stores.memory import MemoryStore
+from app.streaming import with_own_message_ids
 from tests.fake_provider import FakeProvider
 
 
@@ -38,15 +38,23 @@ def conversation() -> list[Any]:
     now = datetime.now()
     return [
         UserMessageItem(
-            id="msg_1", thread_id="thr_1", created_at=now, inference_options={},
+            id="msg_1",
+            thread_id="thr_1",
+            created_at=now,
+            inference_options={},
             content=[UserMessageTextContent(text="hi")],
         ),
         AssistantMessageItem(
-            id="msg_2", thread_id="thr_1", created_at=now,
+            id="msg_2",
+            thread_id="thr_1",
+            created_at=now,
             content=[AssistantMessageContent(text="hello there")],
         ),
         UserMessageItem(
-            id="msg_3", thread_id="thr_1", created_at=now, inference_options={},
+            id="msg_3",
+            thread_id="thr_1",
+            created_at=now,
+            inference_options={},
             content=[UserMessageTextContent(text="what can you do?")],
         ),
     ]
@@ -72,7 +80,9 @@ async def _chat_completions_events(fake: FakeProvider, store: MemoryStore) -> li
     context = RequestContext(user_id="usr_1")
     thread = ThreadMetadata(id="thr_1", created_at=datetime.now())
     await store.save_thread(thread, context)
-    agent_context = AgentContext[RequestContext](thread=thread, store=store, request_context=context)
+    agent_context = AgentContext[RequestContext](
+        thread=thread, store=store, request_context=context
+    )
     result = Runner.run_streamed(agent, "hi", context=agent_context)
     events = [event async for event in stream_agent_response(agent_context, result)]
     await client.close()
@@ -101,7 +111,11 @@ async def test_own_ids_on_every_event_of_every_message(fake: FakeProvider) -> No
     events = [event async for event in with_own_message_ids(replay(), lambda: next(ids))]
     by_type: dict[type, list[str]] = {}
     for event in events:
-        key = event.item.id if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent) else getattr(event, "item_id", None)
+        key = (
+            event.item.id
+            if isinstance(event, ThreadItemAddedEvent | ThreadItemDoneEvent)
+            else getattr(event, "item_id", None)
+        )
         if key is not None:
             by_type.setdefault(type(event), []).append(key)
     assert by_type[ThreadItemAddedEvent] == ["msg_a", "msg_b"]

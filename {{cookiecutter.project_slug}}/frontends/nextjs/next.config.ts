@@ -26,7 +26,7 @@ export default function config(phase: string): NextConfig {
   // `next typegen` (run by `npm run typecheck`) loads this config in the build phase too.
   if (phase === PHASE_PRODUCTION_BUILD && !process.argv.includes("typegen")) warnWithoutDomainKey();
   return {
-    // gzip would hold streamed chat events back until a chunk fills up.
+    // Chat events go out as plain text, so no proxy on the way waits to fill a gzip block.
     compress: false,
     poweredByHeader: false,
     reactStrictMode: true,

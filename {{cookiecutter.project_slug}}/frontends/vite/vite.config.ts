@@ -58,7 +58,7 @@ function chatkitProxy(backendUrl: string): Record<string, ProxyOptions> {
       xfwd: true,
       configure: (proxy) => {
         proxy.on("proxyReq", (proxyReq) => {
-          // Plain bytes from the backend: compressed chunks would be held back.
+          // Plain bytes from the backend, passed on as they are.
           proxyReq.setHeader("accept-encoding", "identity");
         });
         proxy.on("proxyRes", (proxyRes) => {

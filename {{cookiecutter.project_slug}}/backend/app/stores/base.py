@@ -36,8 +36,10 @@ def attachment_json(attachment: Attachment) -> str:
 
 
 def check_order(order: str) -> Order:
-    if order == "asc" or order == "desc":
-        return order
+    if order == "asc":
+        return "asc"
+    if order == "desc":
+        return "desc"
     raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -39,14 +43,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # WAL: readers never block the writer and vice versa. Persistent per file.
-            cursor.execute("PRAGMA journal_mode=WAL")
             # Wait for a competing writer (another process) instead of failing at once.
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             # Off by default in SQLite; the items -> threads ON DELETE CASCADE needs it.
             cursor.execute("PRAGMA foreign_keys=ON")
             # Safe with WAL (no corruption); only the last commits can be lost on power cut.
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # WAL: readers never block the writer and vice versa. It is stored in the file,
+            # so this is a no-op once set; ensure_sqlite_wal() (run by start()) sets it
+            # for sure, since this switch fails at once while another process writes.
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error):
+                    raise
         finally:
             cursor.close()
 
@@ -59,3 +69,25 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+async def ensure_sqlite_wal(path: str, timeout_s: float = 30.0) -> None:
+    """Put the database file in WAL mode, waiting out other processes' writes.
+
+    Switching a rollback-journal file to WAL needs it to itself, and SQLite reports
+    "database is locked" at once instead of invoking busy_timeout: hence the retry,
+    which matters when several workers boot together on a fresh file.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            async with aiosqlite.connect(path) as db:
+                async with db.execute("PRAGMA journal_mode=WAL") as cursor:
+                    row = await cursor.fetchone()
+            if row is None or str(row[0]).lower() != "wal":
+                raise RuntimeError(f"SQLite refused WAL mode for {path}: {row}")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -20,6 +22,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"app.stores.migrations").digest()[:8], "big", signed=True
 )
+
+
+# ``alembic.context`` is a single process-wide proxy: two upgrades interleaving on one
+# event loop (or running in two threads) would run on each other's connection and hang.
+_IN_PROCESS = threading.Lock()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -51,10 +58,18 @@ def _upgrade(connection: Connection) -> None:
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Migrate to head in one transaction (DDL is transactional on both backends).
 
-    A no-op when already at head, so every start may call it.
+    A no-op when already at head, so every start may call it. Lock order: this
+    process's lock, then the database's, then Alembic.
     """
-    conn: AsyncConnection
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{SQLITE_WRITE_OPTION: True})
-        async with conn.begin():
-            await conn.run_sync(_upgrade)
+    # A thread lock, as event loops may differ; polling keeps this loop free and stays
+    # correct if the task is cancelled (a blocking acquire in a worker thread would not).
+    while not _IN_PROCESS.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    try:
+        conn: AsyncConnection
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(**{SQLITE_WRITE_OPTION: True})
+            async with conn.begin():
+                await conn.run_sync(_upgrade)
+    finally:
+        _IN_PROCESS.release()

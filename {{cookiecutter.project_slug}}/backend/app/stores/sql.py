@@ -40,7 +40,7 @@ from app.stores.base import (
     item_json,
     thread_json,
 )
-from app.stores.engine import SQLITE_WRITE_OPTION, create_engine
+from app.stores.engine import SQLITE_WRITE_OPTION, create_engine, ensure_sqlite_wal
 from app.stores.migrate import upgrade_to_head
 from app.stores.schema import attachments, items, threads
 from app.stores.urls import MEMORY_URL, is_sqlite, normalize_database_url
@@ -110,11 +110,12 @@ class SQLStore(AppStore):
 
     async def start(self) -> None:
         """Create or upgrade the schema (Alembic to head). Safe to call on every boot."""
-        if self._sqlite:
-            database = make_url(self.url).database
-            if database:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
         async with self._lock():
+            if self._sqlite:
+                database = make_url(self.url).database
+                if database:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                    await ensure_sqlite_wal(database)
             await upgrade_to_head(self._engine)
 
     async def close(self) -> None:

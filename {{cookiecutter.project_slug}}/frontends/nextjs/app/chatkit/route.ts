@@ -26,7 +26,7 @@ function upstreamHeaders(request: NextRequest): Headers {
     const value = request.headers.get(name);
     if (value) headers.set(name, value);
   }
-  // Plain bytes from the backend: compressed chunks would be held back until they fill up.
+  // Plain bytes from the backend, passed on as they are (never decoded and re-encoded).
   headers.set("accept-encoding", "identity");
   const proto = request.headers.get("x-forwarded-proto") ?? request.nextUrl.protocol.replace(/:$/, "");
   headers.set("x-forwarded-proto", proto);

@@ -52,12 +52,12 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
     },
   });
 
-  const problem =
-    scriptStatus === "error" || scriptStatus === "timeout"
-      ? scriptProblem(scriptStatus)
-      : error
-        ? chatkitProblem(error, hostname)
-        : null;
+  const scriptFailed = scriptStatus === "error" || scriptStatus === "timeout";
+  const problem = scriptFailed
+    ? scriptProblem(scriptStatus)
+    : error
+      ? chatkitProblem(error, hostname)
+      : null;
 
   return (
     <div className="chat-shell">
@@ -65,7 +65,7 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
         <ProblemNotice problem={problem} onDismiss={error ? () => setError(null) : undefined} />
       )}
       {scriptStatus === "loading" && <p className="chat-loading">Loading chat…</p>}
-      <ChatKit control={chatkit.control} className="chatkit" />
+      {!scriptFailed && <ChatKit control={chatkit.control} className="chatkit" />}
     </div>
   );
 }

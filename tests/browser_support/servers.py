@@ -1,0 +1,192 @@
+"""Start the generated backend, the loopback fake LLM provider and a frontend server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.browser_support.frontend_build import FrontendBuild, free_port
+
+# A stream long enough to tell "incremental" from "all at the end": the fake's default
+# reply is ~50 characters, so ~12 deltas 0.15 s apart.
+FAKE_CHUNK_SIZE = 4
+FAKE_DELAY_SECONDS = 0.15
+
+
+class Server:
+    """A subprocess in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str], log: Path):
+        self.name = name
+        self.command = command
+        self.log_path = log
+        self._log = log.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log_tail(self, chars: int = 4000) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace")
+        return f"--- {self.name} ({' '.join(self.command)}) ---\n{text[-chars:]}"
+
+    def wait_until_up(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.process.returncode}\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status < 500:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.25)
+        raise AssertionError(
+            f"{self.name} did not answer {url} within {timeout}s\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+class Stack:
+    """Fake provider -> generated backend -> frontend server, all on 127.0.0.1."""
+
+    def __init__(self, build: FrontendBuild, workdir: Path):
+        self.build = build
+        self.servers: list[Server] = []
+        self.workdir = workdir
+        self._unkeyed_url: str | None = None
+        backend = build.backend_dir
+        fake_port, backend_port = free_port(), free_port()
+        self.fake_url = f"http://127.0.0.1:{fake_port}/v1"
+        self.backend_url = f"http://127.0.0.1:{backend_port}"
+        self.frontend_url = f"http://127.0.0.1:{build.port}"
+        try:
+            fake = self._start(
+                "fake provider",
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fake_provider",
+                    "--port",
+                    str(fake_port),
+                    "--chunk-size",
+                    str(FAKE_CHUNK_SIZE),
+                    "--delay",
+                    str(FAKE_DELAY_SECONDS),
+                ],
+                backend,
+                {},
+                workdir,
+            )
+            fake.wait_until_up(f"{self.fake_url}/models")
+            api = self._start(
+                "backend",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "app.main:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(backend_port),
+                ],
+                backend,
+                {
+                    "LLM_PROVIDER": "openai",
+                    "MODEL_NAME": "fake-model",
+                    "LLM_BASE_URL": self.fake_url,
+                    "OPENAI_API_KEY": "sk-fake-browser-test",
+                    "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'chat.db'}",
+                    "SESSION_SECRET": "browser-test-session-secret-0123456789abcdef",
+                    "CORS_ORIGINS": self.frontend_url,
+                    "MCP_SERVER_URL": "",
+                },
+                workdir,
+            )
+            api.wait_until_up(f"{self.backend_url}/health")
+            # FRONTEND_SERVER_MODE=dev runs `next dev` / `vite` instead of the production
+            # servers (the build-time variables then come from this environment).
+            dev = os.environ.get("FRONTEND_SERVER_MODE") == "dev"
+            command = self._server_command(build.frontend_dir, build.port, dev)
+            web = self._start(
+                f"{build.kind} server",
+                command,
+                build.frontend_dir,
+                {
+                    "BACKEND_URL": self.backend_url,
+                    "NEXT_TELEMETRY_DISABLED": "1",
+                    build.domain_key_var: build.domain_key,
+                    build.api_url_var: build.api_url,
+                },
+                workdir,
+            )
+            web.wait_until_up(self.frontend_url + "/")
+        except BaseException:
+            self.stop()
+            raise
+
+    def unkeyed_server(self) -> str:
+        """The same frontend built without domain key and API URL, served on another port."""
+        if self._unkeyed_url is None:
+            port = free_port()
+            server = self._start(
+                f"{self.build.kind} server, built without a domain key",
+                self._server_command(self.build.unkeyed_dir, port),
+                self.build.unkeyed_dir,
+                {"BACKEND_URL": self.backend_url, "NEXT_TELEMETRY_DISABLED": "1"},
+                self.workdir,
+            )
+            url = f"http://127.0.0.1:{port}"
+            server.wait_until_up(url + "/")
+            self._unkeyed_url = url
+        return self._unkeyed_url
+
+    def _server_command(self, frontend: Path, port: int, dev: bool = False) -> list[str]:
+        bin_dir = frontend / "node_modules" / ".bin"
+        if self.build.kind == "nextjs":
+            mode = "dev" if dev else "start"
+            return ["node", str(bin_dir / "next"), mode, "-H", "127.0.0.1", "-p", str(port)]
+        mode_args = [] if dev else ["preview"]
+        host_args = ["--host", "127.0.0.1", "--port", str(port), "--strictPort"]
+        return ["node", str(bin_dir / "vite"), *mode_args, *host_args]
+
+    def _start(
+        self, name: str, command: list[str], cwd: Path, env: dict[str, str], workdir: Path
+    ) -> Server:
+        server = Server(name, command, cwd, env, workdir / f"{name.replace(' ', '-')}.log")
+        self.servers.append(server)
+        return server
+
+    def logs(self) -> str:
+        return "\n".join(server.log_tail() for server in self.servers)
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()

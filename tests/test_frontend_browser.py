@@ -1,0 +1,368 @@
+"""Each frontend in Debian's Chromium, in front of the generated backend and the fake LLM.
+
+OpenAI's CDN is unreachable from test machines, so the ChatKit script URL is answered
+with tests/browser_support/chatkit_standin.js: a clearly labelled TEST STAND-IN for the
+<openai-chatkit> element that takes options from @openai/chatkit-react the way the real
+element does and speaks the ChatKit protocol to options.api.url. Everything else the
+page asks for must be served by the frontend itself.
+
+Needs: chromium at /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright`
+Python package (never `playwright install`); the backend's dependencies in this Python.
+Screenshots go to $TEST_ARTIFACTS_DIR (default: <tmp>/chatkit-template-artifacts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser_support.frontend_build import FRONTENDS, FrontendBuild, get_build
+from tests.browser_support.servers import FAKE_DELAY_SECONDS, Stack
+
+CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
+ALLOWLIST_URL = "https://platform.openai.com/settings/organization/security/domain-allowlist"
+STAND_IN = Path(__file__).parent / "browser_support" / "chatkit_standin.js"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(
+    os.environ.get("TEST_ARTIFACTS_DIR")
+    or Path(tempfile.gettempdir()) / "chatkit-template-artifacts"
+)
+TIMEOUT_MS = 20_000
+
+
+def _require_browser() -> Any:
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "the `playwright` Python package is not installed (pip install playwright)"
+    if problem is None and not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        problem = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    if problem:
+        if os.environ.get("SKIP_BROWSER_TESTS"):
+            pytest.skip(f"SKIP_BROWSER_TESTS is set: {problem}")
+        pytest.fail(f"{problem}; set SKIP_BROWSER_TESTS=1 to skip the browser tests")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_playwright = _require_browser()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module", params=FRONTENDS)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    _require_browser()
+    build = get_build(request.param, tmp_path_factory)
+    running = Stack(build, tmp_path_factory.mktemp(f"browser-{build.kind}"))
+    yield running
+    running.stop()
+
+
+class Page:
+    """A page of the frontend with the CDN answered by the stand-in; records what it loads."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        context: Any,
+        *,
+        script: str = "stand-in",
+        origin: str | None = None,
+        served_by: str | None = None,
+    ):
+        self.stack = stack
+        self.context = context
+        self.console: list[str] = []
+        self.foreign: list[str] = []
+        # The page's own origin; `served_by` answers for it (for a public hostname, say).
+        self.origin = origin or stack.frontend_url
+        self.served_by = served_by
+        context.route("**/*", self._route)
+        self.script = script
+        self.page = context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.page.on(
+            "console", lambda message: self.console.append(f"{message.type}: {message.text}")
+        )
+        self.page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if url.split("?")[0] == CHATKIT_SCRIPT_URL:
+            if self.script == "fail":
+                route.abort("connectionrefused")
+            else:
+                route.fulfill(status=200, content_type="text/javascript", body=STAND_IN.read_text())
+        elif self.served_by and url.startswith(self.origin + "/"):
+            # Same-origin from the server's point of view (dev servers refuse other origins).
+            headers = {
+                name: value
+                for name, value in route.request.headers.items()
+                if name not in ("origin", "referer") and not name.startswith("sec-fetch-")
+            }
+            response = route.fetch(url=self.served_by + url[len(self.origin) :], headers=headers)
+            route.fulfill(response=response)
+        elif url.startswith(self.origin + "/"):
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort("blockedbyclient")
+
+    def open(self, wait_ready: bool = True) -> Page:
+        self.page.goto(self.origin + "/")
+        if wait_ready:
+            self.wait_for(
+                "window.__chatkitStandIn && window.__chatkitStandIn.ready", "the stand-in to start"
+            )
+        return self
+
+    def reload(self) -> Page:
+        self.page.reload()
+        self.wait_for(
+            "window.__chatkitStandIn && window.__chatkitStandIn.ready", "the stand-in to restart"
+        )
+        return self
+
+    def record(self) -> dict[str, Any]:
+        data = self.page.evaluate(
+            "() => { const r = window.__chatkitStandIn; if (!r) return null;"
+            " const { element, ...rest } = r; return JSON.parse(JSON.stringify(rest)); }"
+        )
+        assert data is not None, "the stand-in did not load"
+        return data
+
+    def diagnostics(self) -> str:
+        try:
+            record = json.dumps(self.record(), indent=1)[-6000:]
+        except Exception as error:
+            record = f"(no record: {error})"
+        return (
+            f"stand-in record: {record}\nconsole:\n"
+            + "\n".join(self.console[-40:])
+            + f"\nblocked requests: {self.foreign}\n{self.stack.logs()}"
+        )
+
+    def wait_for(self, expression: str, what: str, timeout: int = TIMEOUT_MS) -> None:
+        try:
+            self.page.wait_for_function(expression, timeout=timeout)
+        except Exception as error:
+            raise AssertionError(
+                f"timed out waiting for {what}: {error}\n{self.diagnostics()}"
+            ) from None
+
+    def send(self, text: str) -> dict[str, Any]:
+        """Type `text` into the composer, send it, wait for the stream to finish."""
+        count = len(self.record()["turns"])
+        self.page.locator("[data-standin=input]").fill(text)
+        self.page.locator("[data-standin=send]").click()
+        turns = "window.__chatkitStandIn.turns"
+        self.wait_for(
+            f"{turns}.length > {count} && {turns}[{count}].done", f"the reply to {text!r}"
+        )
+        return self.record()["turns"][count]
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.stack.build.kind}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def session_cookie(self) -> dict[str, Any]:
+        cookies = [c for c in self.context.cookies() if c["name"] == "chatkit_session"]
+        assert len(cookies) == 1, (
+            f"expected one chatkit_session cookie, got {self.context.cookies()}"
+        )
+        return cookies[0]
+
+
+@pytest.fixture
+def new_page(browser: Any, stack: Stack) -> Iterator[Any]:
+    contexts = []
+
+    def make(color_scheme: str = "light", **options: Any) -> Page:
+        context = browser.new_context(
+            color_scheme=color_scheme, viewport={"width": 1100, "height": 800}
+        )
+        contexts.append(context)
+        return Page(stack, context, **options)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def test_settings_reach_the_component(stack: Stack, new_page: Any) -> None:
+    build: FrontendBuild = stack.build
+    page = new_page().open()
+    record = page.record()
+    options = record["options"]
+    assert options["api"]["url"] == build.api_url, f"{build.api_url_var} did not reach useChatKit"
+    assert options["api"]["domainKey"] == build.domain_key, (
+        f"{build.domain_key_var} did not reach useChatKit"
+    )
+    assert record["hasCustomFetch"] is True
+    assert options["history"] == {"enabled": True, "showRename": True, "showDelete": True}
+    assert options["header"]["enabled"] is True
+    assert options["startScreen"]["greeting"]
+    assert len(options["startScreen"]["prompts"]) >= 2
+    assert options["theme"]["colorScheme"] == "light"
+    assert page.page.title() == "My ChatKit App"
+    assert page.page.get_by_text("TEST STAND-IN").first.is_visible()
+    assert page.page.get_by_text(options["startScreen"]["greeting"]).is_visible()
+    # The theme follows the system, live.
+    page.page.emulate_media(color_scheme="dark")
+    page.wait_for(
+        "window.__chatkitStandIn.options.theme.colorScheme === 'dark'",
+        "the dark theme to reach ChatKit",
+    )
+    assert page.foreign == [], f"the page requested outside resources: {page.foreign}"
+    dark = new_page(color_scheme="dark").open()
+    assert dark.record()["options"]["theme"]["colorScheme"] == "dark"
+
+
+def test_conversation_streams_persists_and_stays_private(stack: Stack, new_page: Any) -> None:
+    page = new_page().open()
+    first = page.send("hello there")
+    assert first["error"] is None, page.diagnostics()
+    assert first["request"] == "threads.create"
+    assert first["status"] == 200 and first["contentType"].startswith("text/event-stream")
+    assert first["threadId"], "no thread.created event"
+    deltas = first["deltas"]
+    assert len(deltas) >= 5, f"expected the reply in several deltas, got {deltas}"
+    assert "".join(d["delta"] for d in deltas) == first["assistantText"]
+    assert 'you said "hello there"' in first["assistantText"]
+    # Streamed through the frontend's proxy: the first delta long before the end.
+    expected_span_ms = (len(deltas) - 1) * FAKE_DELAY_SECONDS * 1000
+    assert first["endMs"] - first["firstDeltaMs"] >= 0.6 * expected_span_ms, (
+        f"deltas arrived together (buffered by the proxy?): first at {first['firstDeltaMs']} ms, "
+        f"end at {first['endMs']} ms, arrivals {[d['ms'] for d in deltas]}"
+    )
+    assert len({d["ms"] for d in deltas}) >= len(deltas) // 2
+    cookie = page.session_cookie()
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
+
+    second = page.send("and one more")
+    assert second["error"] is None, page.diagnostics()
+    assert second["request"] == "threads.add_user_message"
+    assert second["threadId"] == first["threadId"]
+    assert 'you said "and one more"' in second["assistantText"]
+    assert len(first["assistantItemIds"]) == len(second["assistantItemIds"]) == 1
+    assert second["assistantItemIds"] != first["assistantItemIds"], (
+        "the second reply reused the first's id"
+    )
+    shown = page.page.locator("[data-role=assistant]")
+    assert shown.count() == 2
+    assert {shown.nth(i).get_attribute("data-item-id") for i in range(2)} == {
+        first["assistantItemIds"][0],
+        second["assistantItemIds"][0],
+    }
+
+    # A reload keeps the conversation: same cookie, the thread listed and reopened.
+    page.reload()
+    initial = page.record()["initial"]
+    assert initial["error"] is None, page.diagnostics()
+    assert first["threadId"] in [t["id"] for t in initial["threads"]["data"]]
+    assert initial["initialThread"] == first["threadId"], "the page did not reopen the last thread"
+    assert [item["role"] for item in initial["items"]] == ["user", "assistant", "user", "assistant"]
+    assert [item["id"] for item in initial["items"] if item["role"] == "assistant"] == [
+        first["assistantItemIds"][0],
+        second["assistantItemIds"][0],
+    ]
+    assert page.session_cookie()["value"] == cookie["value"]
+    page.wait_for("document.querySelector('openai-chatkit')", "the widget")
+    shot = page.screenshot("conversation")
+    assert shot.stat().st_size > 10_000
+
+    # Another browser is another user: none of the first one's threads.
+    other = new_page().open()
+    other_initial = other.record()["initial"]
+    assert other_initial["initialThread"] is None
+    assert other_initial["threads"]["data"] == []
+    assert other.session_cookie()["value"] != cookie["value"]
+    status = other.page.evaluate(
+        """async (threadId) => {
+            const params = {thread_id: threadId, limit: 50, order: 'asc'};
+            const response = await fetch('/chatkit', {
+                method: 'POST', headers: {'content-type': 'application/json'},
+                body: JSON.stringify({type: 'items.list', params}),
+            });
+            return response.status;
+        }""",
+        first["threadId"],
+    )
+    assert status in (403, 404), f"another user's thread answered HTTP {status}"
+
+
+def test_domain_verification_error_shows_guidance(stack: Stack, new_page: Any) -> None:
+    page = new_page().open()
+    page.page.evaluate(
+        "window.__chatkitStandIn.element"
+        ".emitError('IntegrationError', 'Domain verification failed')"
+    )
+    problem = page.page.locator("[data-testid=chat-problem]")
+    problem.wait_for(state="visible")
+    text = problem.inner_text()
+    assert "127.0.0.1" in text, text  # window.location.hostname: the domain to register
+    assert ALLOWLIST_URL in text, text
+    assert stack.build.domain_key_var in text, text
+    assert problem.get_by_role("link").get_attribute("href") == ALLOWLIST_URL
+    page.screenshot("domain-verification-error")
+
+
+def test_script_load_failure_is_explained(stack: Stack, new_page: Any) -> None:
+    page = new_page(script="fail").open(wait_ready=False)
+    problem = page.page.locator("[data-testid=chat-problem]")
+    problem.wait_for(state="visible")
+    text = problem.inner_text()
+    assert "The ChatKit script did not load" in text
+    assert "cdn.platform.openai.com" in text
+    assert page.page.locator("openai-chatkit").count() == 0, "an empty chat frame is still shown"
+    page.screenshot("script-failed")
+
+
+def test_domain_key_falls_back_only_on_local_hosts(stack: Stack, new_page: Any) -> None:
+    """No key configured: local hosts get the development key, a public host the guidance."""
+    unkeyed_url = stack.unkeyed_server()
+    local = new_page(origin=unkeyed_url).open()
+    assert local.record()["options"]["api"]["domainKey"] == "domain_pk_localhost_dev"
+    assert local.record()["options"]["api"]["url"] == "/chatkit"
+
+    public = new_page(origin="http://chat.example.test", served_by=unkeyed_url).open(
+        wait_ready=False
+    )
+    public.wait_for(
+        "document.querySelector('[data-testid=chat-problem]')", "the missing-key notice"
+    )
+    problem = public.page.locator("[data-testid=chat-problem]")
+    text = problem.inner_text()
+    assert "chat.example.test" in text, text
+    assert ALLOWLIST_URL in text, text
+    assert stack.build.domain_key_var in text, text
+    assert public.page.locator("openai-chatkit").count() == 0
+    public.screenshot("missing-domain-key")

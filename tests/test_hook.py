@@ -1,0 +1,369 @@
+"""The post-generation hook checks what it generated, installs it and smoke-tests it;
+environmental failures keep the project and say what to run, defects fail loudly.
+Also the generated project's own `make smoke`, `make db-upgrade` and `make dev`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.project_support import (
+    PROJECT_DIR,
+    Generated,
+    fetch_value,
+    fresh_postgres_database,
+    generate,
+    template_repo,
+    tool_env,
+)
+
+# Generation plus the smoke test, with a warm package cache, on the 2-core machine.
+TIME_BUDGET_SECONDS = 20
+UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"
+OFFLINE = {
+    "UV_INDEX_URL": UNREACHABLE_INDEX,
+    "UV_DEFAULT_INDEX": UNREACHABLE_INDEX,
+    "UV_NO_CACHE": "1",
+    "PIP_INDEX_URL": UNREACHABLE_INDEX,
+    "PIP_NO_CACHE_DIR": "1",
+    "PIP_RETRIES": "0",
+    "PIP_TIMEOUT": "2",
+}
+
+
+def assert_ok(generated: Generated) -> None:
+    assert generated.status == 0, generated.output
+    assert generated.project.is_dir(), generated.output
+
+
+@pytest.fixture(scope="module")
+def smoked(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    """The default answers, generated with the install and the smoke test on."""
+    return generate(tmp_path_factory.mktemp("smoked"), run_smoke_test=True)
+
+
+# --- static checks -----------------------------------------------------------------------
+
+
+def test_static_checks_run_on_every_generation(tmp_path: Path) -> None:
+    generated = generate(tmp_path, frontend="vite", store_backend="postgres")
+    assert_ok(generated)
+    match = re.search(
+        r"ok   static checks: (\d+) \.py compile, (\d+) JSON/TOML/YAML parse, .*"
+        r"\.env\.example names all (\d+) settings \((\d+\.\d+) s\)",
+        generated.output,
+    )
+    assert match, generated.output
+    py, data, settings, seconds = match.groups()
+    assert int(py) > 30 and int(data) >= 6 and int(settings) >= 20
+    assert float(seconds) < 1.0, "the static checks must stay under a second"
+    assert "install and smoke test: skipped (run_smoke_test is false)" in generated.output
+    assert not (generated.project / "backend" / ".venv").exists()
+    assert not (generated.project / "GENERATION_FAILED.txt").exists()
+    # The summary ends with the next commands.
+    assert re.search(r"Next:\n\s+cd \w+\n\s+make install", generated.output), generated.output
+
+
+@pytest.fixture(scope="module")
+def broken_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template with three defects the static checks must name."""
+    template = template_repo(tmp_path_factory.mktemp("broken") / "template")
+    project = template / PROJECT_DIR
+    (project / "backend" / "app" / "broken.py").write_text("def oops(:\n    pass\n")
+    (project / "backend" / "app" / "stale.json").write_text('{"trailing": "comma",}\n')
+    # Rendered, this leaves literal template syntax in the output.
+    (project / "backend" / "app" / "leftover.txt").write_text(
+        "{% raw %}Hello {{ cookiecutter.project_name }}{% endraw %}\n"
+    )
+    env_example = project / ".env.example"
+    env_example.write_text(
+        "\n".join(
+            line
+            for line in env_example.read_text().splitlines()
+            if not line.startswith("HISTORY_LIMIT=")
+        )
+        + "\n"
+    )
+    return template
+
+
+def test_static_check_failures_keep_the_project_and_say_what_failed(
+    broken_template: Path, tmp_path: Path
+) -> None:
+    generated = generate(tmp_path, template=broken_template, run_smoke_test=True)
+    assert_ok(generated)  # exit 0: cookiecutter would delete the project otherwise
+    assert "FAILED: static checks" in generated.output
+    report = (generated.project / "GENERATION_FAILED.txt").read_text()
+    assert "backend/app/broken.py:1: does not compile" in report
+    assert "backend/app/stale.json: does not parse" in report
+    assert "backend/app/leftover.txt:1: unrendered template syntax" in report
+    assert ".env.example does not name HISTORY_LIMIT" in report
+    # Copied-verbatim files keep their own `${{ }}` and are not reported.
+    assert ".github" not in report and "frontend/" not in report
+    assert not (generated.project / "backend" / ".venv").exists(), "no smoke test after a defect"
+    assert (generated.project / ".gitignore").read_text().count("GENERATION_FAILED.txt") == 1
+
+
+def test_strict_mode_turns_a_defect_into_a_failing_exit(
+    broken_template: Path, tmp_path: Path
+) -> None:
+    generated = generate(
+        tmp_path,
+        template=broken_template,
+        env={"CHATKIT_TEMPLATE_STRICT": "1"},
+        extra_args=["--keep-project-on-failure"],
+        run_smoke_test=False,
+    )
+    assert generated.status != 0
+    assert "FAILED: static checks" in generated.output
+    assert (generated.project / "GENERATION_FAILED.txt").exists()
+
+
+# --- the smoke test ----------------------------------------------------------------------
+
+
+def test_default_answers_install_and_pass_the_smoke_test_in_time(smoked: Generated) -> None:
+    assert_ok(smoked)
+    out = smoked.output
+    for step in (
+        "ok   create backend/.venv: uv venv",
+        "ok   install the backend with its dev extras: uv pip",
+        "provider openai (model gpt-5.1), store sqlite",
+        "history reached the model (responses API",
+        "reply ids are distinct",
+        "the store kept all 4 items (items.list)",
+        "ok   smoke test: two turns through the fake provider",
+    ):
+        assert step in out, f"missing {step!r} in:\n{out}"
+    assert (smoked.project / "backend" / ".venv").is_dir()
+    assert not (smoked.project / "GENERATION_FAILED.txt").exists()
+    # SQLite: the smoke test used a temporary file, never the project's database.
+    assert not list((smoked.project / "backend").glob("*.db"))
+    print(f"\ngeneration + install + smoke test: {smoked.seconds:.1f} s")
+    assert smoked.seconds < TIME_BUDGET_SECONDS, (
+        f"generation with the smoke test took {smoked.seconds:.1f} s "
+        f"(budget {TIME_BUDGET_SECONDS} s with a warm package cache)"
+    )
+
+
+def test_openrouter_on_postgres_passes_the_smoke_test(tmp_path: Path) -> None:
+    with fresh_postgres_database() as database_url:
+        generated = generate(
+            tmp_path,
+            env={"DATABASE_URL": database_url},
+            llm_provider="openrouter",
+            store_backend="postgres",
+            frontend="none",
+            run_smoke_test=True,
+        )
+        assert_ok(generated)
+        out = generated.output
+        assert "provider openrouter (model mistralai/devstral-2512:free), store postgres" in out
+        assert "history reached the model (chat API" in out, out
+        assert "ok   smoke test" in out, out
+        # The conversation is in the database the smoke test was pointed at.
+        stored = fetch_value(database_url, "SELECT count(*) FROM chatkit_items")
+        assert stored == 4
+
+
+def test_unreachable_postgres_is_environmental(tmp_path: Path) -> None:
+    generated = generate(
+        tmp_path,
+        env={"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere"},
+        store_backend="postgres",
+        frontend="none",
+        run_smoke_test=True,
+    )
+    assert_ok(generated)
+    out = generated.output
+    assert "WARNING: smoke test did not complete" in out, out
+    assert "PostgreSQL is not reachable at 127.0.0.1:9/nowhere" in out
+    assert re.search(r"once the above is fixed, run:\n\s+cd \w+\n\s+make smoke", out), out
+    assert not (generated.project / "GENERATION_FAILED.txt").exists()
+
+
+def test_offline_install_keeps_the_project_and_prints_what_to_run(tmp_path: Path) -> None:
+    generated = generate(tmp_path, env=OFFLINE, run_smoke_test=True)
+    assert_ok(generated)
+    out = generated.output
+    assert "WARNING: install the backend did not complete" in out, out
+    assert re.search(r"run:\n\s+cd \w+\n\s+make install\n\s+make smoke", out), out
+    project = generated.project
+    assert (project / "backend" / "app" / "main.py").exists()
+    assert re.search(r"^SESSION_SECRET=\S{32,}$", (project / ".env").read_text(), re.M)
+    assert not (project / "GENERATION_FAILED.txt").exists()
+
+
+def test_without_uv_the_hook_uses_venv_and_pip(tmp_path: Path) -> None:
+    # No uv on PATH (the hook runs on cookiecutter's own Python, by absolute path).
+    path = os.pathsep.join(
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and not (Path(entry) / "uv").exists()
+    )
+    generated = generate(tmp_path, env={**OFFLINE, "PATH": path}, run_smoke_test=True)
+    assert_ok(generated)
+    assert "ok   create backend/.venv: python -m venv" in generated.output, generated.output
+    assert "WARNING: install the backend did not complete" in generated.output
+    assert (generated.project / "backend" / ".venv" / "bin" / "pip").exists()
+
+
+def test_the_skip_variable_switches_the_smoke_test_off(tmp_path: Path) -> None:
+    generated = generate(tmp_path, env={"CHATKIT_TEMPLATE_SKIP_SMOKE": "1"}, run_smoke_test=True)
+    assert_ok(generated)
+    assert "skipped (CHATKIT_TEMPLATE_SKIP_SMOKE=1)" in generated.output
+    assert not (generated.project / "backend" / ".venv").exists()
+
+
+def test_a_failing_smoke_test_is_a_loud_defect_that_keeps_the_project(tmp_path: Path) -> None:
+    # A wrong default (the model sees one item of history) breaks multi-turn memory.
+    template = template_repo(tmp_path / "template")
+    env_example = template / PROJECT_DIR / ".env.example"
+    env_example.write_text(env_example.read_text().replace("HISTORY_LIMIT=50", "HISTORY_LIMIT=1"))
+    generated = generate(tmp_path / "out", template=template, frontend="none", run_smoke_test=True)
+    assert_ok(generated)
+    assert "FAILED: smoke test: `python -m tests.smoke` exited 1" in generated.output
+    report = (generated.project / "GENERATION_FAILED.txt").read_text()
+    assert "turn 2: the model did not see the first message" in report
+    assert "make smoke" in report
+    assert (generated.project / "backend" / ".venv").is_dir()
+
+
+# --- the generated project's own commands -------------------------------------------------
+
+
+def make(project: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=tool_env(),
+        check=False,
+    )
+
+
+def test_make_smoke_runs_the_same_check_by_hand(smoked: Generated) -> None:
+    assert_ok(smoked)
+    marker = smoked.project / "GENERATION_FAILED.txt"
+    marker.write_text("left over from a failed generation\n")
+    result = make(smoked.project, "smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout
+    assert not marker.exists(), "a passing `make smoke` clears the failure marker"
+
+
+def test_make_db_upgrade_migrates_the_configured_sqlite_database(smoked: Generated) -> None:
+    assert_ok(smoked)
+    result = make(smoked.project, "db-upgrade")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [database] = (smoked.project / "backend").glob("*.db")
+    with sqlite3.connect(database) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"alembic_version", "chatkit_threads", "chatkit_items"} <= tables
+    database.unlink()
+
+
+def test_make_without_an_install_says_to_install(tmp_path: Path) -> None:
+    project = generate(tmp_path, frontend="none").project
+    result = make(project, "test")
+    assert result.returncode != 0
+    assert "run 'make install' first" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+FAKE_NPM = """#!/bin/sh
+# Stands in for `npm run dev`: records itself and a child, then waits like a dev server.
+echo "$$ $*" > "$NPM_LOG"
+sleep 300 &
+echo "$!" >> "$NPM_LOG"
+wait
+"""
+
+
+@pytest.mark.parametrize("frontend", ["nextjs", "none"])
+def test_make_dev_runs_both_and_one_ctrl_c_stops_both(
+    smoked: Generated, tmp_path: Path, frontend: str
+) -> None:
+    assert_ok(smoked)
+    project = smoked.project
+    if frontend == "none":
+        project = generate(tmp_path / "none", frontend="none").project
+        (project / "backend" / ".venv").symlink_to(smoked.project / "backend" / ".venv")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").chmod(0o755)
+    npm_log = tmp_path / "npm.log"
+    port = free_port()
+    # The backend refuses to start without the provider's key; any value does here.
+    env = tool_env({"BACKEND_PORT": str(port), "NPM_LOG": str(npm_log), "OPENAI_API_KEY": "k"})
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    # Its own session, like a terminal: Ctrl-C is SIGINT to the whole foreground group.
+    process = subprocess.Popen(
+        ["make", "dev"],
+        cwd=project,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the backend did not come up under make dev")
+                time.sleep(0.2)
+        if frontend == "nextjs":
+            while not npm_log.exists() or len(npm_log.read_text().split()) < 4:
+                assert time.monotonic() < deadline, "npm run dev was not started"
+                time.sleep(0.1)
+            npm_pid, _run, _dev, child_pid = npm_log.read_text().split()
+            assert (_run, _dev) == ("run", "dev")
+        else:
+            time.sleep(0.5)
+            assert not npm_log.exists(), "no frontend, no npm"
+
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "[dev] stopping..." in output, output
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+    if frontend == "nextjs":
+        deadline = time.monotonic() + 5
+        while alive(int(npm_pid)) or alive(int(child_pid)):
+            assert time.monotonic() < deadline, "the frontend outlived Ctrl-C"
+            time.sleep(0.1)
