@@ -7,10 +7,16 @@ import re
 import sys
 from urllib.parse import urlsplit
 
-ANSWERS: dict[str, object] = json.loads({{ cookiecutter | jsonify | tojson }})
+ANSWERS: dict[str, object] = json.loads({{cookiecutter | jsonify | tojson}})
 
 PROVIDERS = (
-    "openai", "openrouter", "gemini", "anthropic", "ollama", "azure_openai", "openai_compatible"
+    "openai",
+    "openrouter",
+    "gemini",
+    "anthropic",
+    "ollama",
+    "azure_openai",
+    "openai_compatible",
 )
 NEEDS_BASE_URL = ("azure_openai", "openai_compatible")
 STORES = ("sqlite", "postgres", "memory")
@@ -62,7 +68,9 @@ def problems(answers: dict[str, object]) -> list[str]:
             "OpenAI-compatible base URL, e.g. https://my-gateway.example.com/v1"
         )
     elif base_url and not _is_http_url(base_url):
-        found.append(f"llm_base_url {base_url!r} is not an http(s) URL, e.g. http://localhost:11434/v1")
+        found.append(
+            f"llm_base_url {base_url!r} is not an http(s) URL, e.g. http://localhost:11434/v1"
+        )
 
     mcp_url = str(answers.get("mcp_server_url", "")).strip()
     if mcp_url and not _is_http_url(mcp_url):
@@ -87,7 +95,9 @@ def main() -> int:
     for problem in found:
         print(f"ERROR: {problem}", file=sys.stderr)
     if found:
-        print("Nothing was generated. Run cookiecutter again with the answers fixed.", file=sys.stderr)
+        print(
+            "Nothing was generated. Run cookiecutter again with the answers fixed.", file=sys.stderr
+        )
         return 1
     return 0
 

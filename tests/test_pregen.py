@@ -10,12 +10,16 @@ from cookiecutter.exceptions import FailedHookException
 from tests.conftest import Render
 
 BAD_ANSWERS = [
-    pytest.param({"project_slug": "My Chat"}, "project_slug 'My Chat' is not a valid", id="slug-space"),
+    pytest.param(
+        {"project_slug": "My Chat"}, "project_slug 'My Chat' is not a valid", id="slug-space"
+    ),
     pytest.param({"project_slug": "9lives"}, "starting with a letter", id="slug-digit"),
     pytest.param({"project_slug": "chat-app"}, "e.g. chat_app", id="slug-dash"),
     pytest.param({"model_name": "  "}, "model_name is empty", id="empty-model"),
     pytest.param(
-        {"model_name": "litellm/gpt-5.1"}, "routing prefix the provider rejects", id="litellm-prefix"
+        {"model_name": "litellm/gpt-5.1"},
+        "routing prefix the provider rejects",
+        id="litellm-prefix",
     ),
     pytest.param(
         {"llm_provider": "openrouter", "model_name": "openrouter/mistralai/devstral-2512:free"},
@@ -34,7 +38,6 @@ BAD_ANSWERS = [
     ),
     pytest.param({"llm_base_url": "localhost:11434"}, "is not an http(s) URL", id="bad-base-url"),
     pytest.param({"mcp_server_url": "ftp://x"}, "mcp_server_url 'ftp://x'", id="bad-mcp-url"),
-
 ]
 
 UNKNOWN_CHOICES = [
@@ -46,7 +49,11 @@ UNKNOWN_CHOICES = [
 
 @pytest.mark.parametrize(("answers", "message"), BAD_ANSWERS)
 def test_bad_answer_is_refused(
-    render: Render, tmp_path: Path, capfd: pytest.CaptureFixture[str], answers: dict[str, str], message: str
+    render: Render,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    answers: dict[str, str],
+    message: str,
 ) -> None:
     out = tmp_path / "refused"
     with pytest.raises(FailedHookException):
@@ -67,10 +74,14 @@ def test_several_problems_are_all_reported(
 
 
 @pytest.mark.parametrize(("variable", "value"), UNKNOWN_CHOICES)
-def test_unknown_choice_is_refused(render: Render, tmp_path: Path, variable: str, value: str) -> None:
+def test_unknown_choice_is_refused(
+    render: Render, tmp_path: Path, variable: str, value: str
+) -> None:
     # cookiecutter checks --no-input/extra_context choices itself, before any hook runs.
     out = tmp_path / "refused"
-    with pytest.raises(ValueError, match=f"{value} provided for choice variable {variable}, but the choices are"):
+    with pytest.raises(
+        ValueError, match=f"{value} provided for choice variable {variable}, but the choices are"
+    ):
         render(output_dir=out, **{variable: value})
     assert not out.exists() or list(out.iterdir()) == []
 
@@ -87,8 +98,14 @@ def test_unknown_choice_in_a_replay_file_is_refused(
     from tests.conftest import TEMPLATE
 
     defaults = json.loads((TEMPLATE / "cookiecutter.json").read_text())
-    answers = {k: (v[0] if isinstance(v, list) else v) for k, v in defaults.items() if not k.startswith("_")}
-    answers.update(project_slug="my_chatkit_app", model_name="gpt-5.1", llm_base_url="", run_smoke_test=False)
+    answers = {
+        k: (v[0] if isinstance(v, list) else v)
+        for k, v in defaults.items()
+        if not k.startswith("_")
+    }
+    answers.update(
+        project_slug="my_chatkit_app", model_name="gpt-5.1", llm_base_url="", run_smoke_test=False
+    )
     answers[variable] = value
     replay = tmp_path / "replay.json"
     replay.write_text(json.dumps({"cookiecutter": answers}))

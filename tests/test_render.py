@@ -58,7 +58,11 @@ def test_render_lint_and_test(render: Render, answers: dict[str, str]) -> None:
     database_url = re.search(r"^DATABASE_URL=(.*)$", env_example, re.M)
     assert database_url is not None
     assert database_url.group(1).startswith(
-        {"sqlite": "sqlite+aiosqlite:///", "postgres": "postgresql+asyncpg://", "memory": "memory://"}[store]
+        {
+            "sqlite": "sqlite+aiosqlite:///",
+            "postgres": "postgresql+asyncpg://",
+            "memory": "memory://",
+        }[store]
     )
 
     ruff = shutil.which("ruff") or "ruff"
