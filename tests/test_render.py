@@ -27,6 +27,13 @@ CASES += [
 ]
 CASES += [pytest.param({"store_backend": store}, id=f"store-{store}") for store in STORES[1:]]
 
+PROVIDER_TESTS = [
+    "tests/test_startup.py",
+    "tests/test_conversation.py",
+    "tests/test_provider_errors.py",
+    "tests/test_workarounds.py",
+]
+
 JINJA_LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%-?\s")
 SKIP_DIRS = {"node_modules", ".venv", ".git", ".next", "dist"}
 
@@ -69,4 +76,12 @@ def test_render_lint_and_test(render: Render, answers: dict[str, str]) -> None:
     backend = project / "backend"
     run([ruff, "check", "."], cwd=backend)
     run([ruff, "format", "--check", "."], cwd=backend)
-    run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"], cwd=backend, timeout=900)
+    # The generated tests set provider and store per test, so every render runs the same
+    # code: the whole suite runs on the defaults and each store; a provider render runs
+    # the tests about providers, which are the ones its answers can change.
+    scope = PROVIDER_TESTS if "llm_provider" in answers else []
+    run(
+        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *scope],
+        cwd=backend,
+        timeout=900,
+    )

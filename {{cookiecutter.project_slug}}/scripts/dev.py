@@ -97,6 +97,7 @@ def main() -> int:
                 "127.0.0.1",
                 "--port",
                 port,
+                "--no-server-header",
             ],
             BACKEND,
             env,

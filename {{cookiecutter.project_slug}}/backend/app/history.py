@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from agents import TResponseInputItem
 from chatkit.agents import ThreadItemConverter
-from chatkit.types import AssistantMessageItem
+from chatkit.types import AssistantMessageItem, UserMessageTagContent
+from openai.types.responses import ResponseInputTextParam
 
 
 class HistoryConverter(ThreadItemConverter):
@@ -22,3 +25,10 @@ class HistoryConverter(ThreadItemConverter):
     ) -> TResponseInputItem | list[TResponseInputItem] | None:
         text = "".join(part.text for part in item.content)
         return {"role": "assistant", "content": text}
+
+    async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputTextParam:
+        """An @-mention as text. chatkit's default raises NotImplementedError, and since
+        the message is stored first, one tagged message would fail every later turn of
+        its thread. Replace this when your widget offers entities with real data."""
+        data = json.dumps(tag.data, ensure_ascii=False, default=str)[:2000]
+        return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {data}")

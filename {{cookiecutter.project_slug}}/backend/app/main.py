@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from app.routes import router
 from app.security_headers import SecurityHeaders
 from app.server import ChatServer
 from app.stores import build_store
+from app.streaming import quiet_orphaned_stream_steps
 
 logger = logging.getLogger("app")
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        asyncio.get_running_loop().set_exception_handler(quiet_orphaned_stream_steps)
         async with AsyncExitStack() as stack:
             await store.start()
             stack.push_async_callback(store.close)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from chatkit.errors import ErrorCode
 from chatkit.server import StreamingResult
 from chatkit.store import NotFoundError
+from chatkit.types import ErrorEvent
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
@@ -68,10 +70,26 @@ def to_http_error(error: Exception) -> JSONResponse | None:
     return None
 
 
+def error_event(error: Exception) -> bytes:
+    """The SSE `error` event that ends a stream which failed after it started."""
+    if isinstance(error, NotFoundError):
+        event = ErrorEvent(code="custom", message="No such thread or item.", allow_retry=False)
+    else:
+        event = ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
+    return b"data: " + event.model_dump_json(exclude_none=True).encode() + b"\n\n"
+
+
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     yield first
-    async for chunk in rest:
-        yield chunk
+    try:
+        async for chunk in rest:
+            yield chunk
+    except Exception as error:
+        # The 200 and the first events are out: end the stream with an error event
+        # instead of tearing the connection ("Exception in ASGI application"). E.g.
+        # threads.create naming an unknown attachment fails after `thread.created`.
+        logger.warning("stream failed after it started: %s", type(error).__name__)
+        yield error_event(error)
 
 
 async def _respond(server: ChatServer, body: bytes, context: RequestContext) -> Response:

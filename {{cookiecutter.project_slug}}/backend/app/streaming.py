@@ -9,7 +9,9 @@ text deltas (`thread.item.updated`) carry the id as `item_id`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from chatkit.types import (
     AssistantMessageItem,
@@ -40,3 +42,17 @@ async def with_own_message_ids(
         elif isinstance(event, ThreadItemRemovedEvent) and event.item_id in open_messages:
             event = ThreadItemRemovedEvent(item_id=open_messages.pop(event.item_id))
         yield event
+
+
+def quiet_orphaned_stream_steps(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An event-loop exception handler: drop one harmless error, pass on the rest.
+
+    stream_agent_response awaits the agent stream's next step in a task of its own. When
+    a client hangs up, that step ends with StopAsyncIteration after nobody waits for it
+    any more, and asyncio logs "ERROR Task exception was never retrieved" for every
+    dropped stream (openai-chatkit 1.6.5). A StopAsyncIteration only ever means that an
+    async iterator ended.
+    """
+    if isinstance(context.get("exception"), StopAsyncIteration):
+        return
+    loop.default_exception_handler(context)

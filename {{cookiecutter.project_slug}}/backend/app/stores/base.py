@@ -43,10 +43,15 @@ def check_order(order: str) -> Order:
     raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
 
 
+# The largest page a store returns. Clients page on with `after`; an unbounded limit
+# would load a whole table and overflows the databases' 64-bit LIMIT (an HTTP 500).
+MAX_PAGE_SIZE = 1000
+
+
 def check_limit(limit: int) -> int:
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    return limit
+    return min(limit, MAX_PAGE_SIZE)
 
 
 class AppStore(FullUuidIds, Store[RequestContext], ABC):

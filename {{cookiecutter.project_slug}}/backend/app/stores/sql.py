@@ -13,18 +13,30 @@ Design notes:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from chatkit.store import NotFoundError
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
-from sqlalchemy import ColumnElement, DateTime, Select, Table, Text, delete, literal, select, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -44,6 +56,55 @@ from app.stores.engine import SQLITE_WRITE_OPTION, create_engine, ensure_sqlite_
 from app.stores.migrate import upgrade_to_head
 from app.stores.schema import attachments, items, threads
 from app.stores.urls import MEMORY_URL, is_sqlite, normalize_database_url
+
+
+def _no_nul(*values: str | None) -> None:
+    """PostgreSQL text cannot hold NUL (U+0000), so no stored id contains one.
+
+    A lookup for such an id is NotFoundError on every database alike, instead of the
+    driver's encoding error (an HTTP 500) on PostgreSQL.
+    """
+    if any(value is not None and "\x00" in value for value in values):
+        raise NotFoundError("No such id")
+
+
+def _title_column(title: str | None) -> str | None:
+    # The column is a copy for queries; ``data`` keeps the exact title (JSON escapes NUL).
+    return None if title is None else title.replace("\x00", "\ufffd")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_unfinished: set[asyncio.Task[Any]] = set()
+
+
+def _finish_even_if_cancelled(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Run a store call to its end even when the request that made it is cancelled.
+
+    A client that hangs up cancels its request, and under Starlette (anyio) every later
+    await of that request is cancelled again. A query cut off in the middle makes
+    SQLAlchemy terminate its connection: aiosqlite's close then waits forever (a stuck
+    task and a lost connection per dropped stream) and asyncpg's is thrown away.
+    Shielded, the call commits or rolls back and returns its connection to the pool;
+    the caller still gets CancelledError at once.
+    """
+
+    @functools.wraps(method)
+    async def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        task: asyncio.Task[_R] = asyncio.ensure_future(method(*args, **kwargs))
+        _unfinished.add(task)
+        task.add_done_callback(_forget)
+        return await asyncio.shield(task)
+
+    return call
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _unfinished.discard(task)
+    if not task.cancelled():
+        task.exception()  # an error nobody waits for any more is not "never retrieved"
 
 
 def _utc(value: datetime) -> datetime:
@@ -155,9 +216,32 @@ class SQLStore(AppStore):
             raise NotFoundError(f"Thread {thread_id} not found")
         return int(seq)
 
+    @staticmethod
+    async def _item_seq(
+        conn: AsyncConnection, item_id: str, thread_id: str, user_id: str
+    ) -> int | None:
+        """The item's seq when it is in this thread of this user, else None.
+
+        Looked up by its unique id alone, then checked: with the thread and the user in
+        the WHERE clause too, PostgreSQL's generic plan for the prepared statement (from
+        its sixth run on) walks the (thread_id, user_id, seq) index instead: every item
+        of the thread, a cost that grows with it (see the template repository's
+        docs/BENCHMARKS.md, store scaling).
+        """
+        row = (
+            await conn.execute(
+                select(items.c.seq, items.c.thread_id, items.c.user_id).where(items.c.id == item_id)
+            )
+        ).first()
+        if row is None or (row.thread_id, row.user_id) != (thread_id, user_id):
+            return None
+        return int(row.seq)
+
     # -- threads ---------------------------------------------------------------------
 
+    @_finish_even_if_cancelled
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        _no_nul(thread_id)
         async with self._engine.connect() as conn:
             data = await conn.scalar(
                 select(threads.c.data).where(
@@ -168,11 +252,13 @@ class SQLStore(AppStore):
             raise NotFoundError(f"Thread {thread_id} not found")
         return ThreadMetadata.model_validate_json(data)
 
+    @_finish_even_if_cancelled
     async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
+        _no_nul(thread.id)
         stmt = self._insert(threads).values(
             id=thread.id,
             user_id=context.user_id,
-            title=thread.title,
+            title=_title_column(thread.title),
             created_at=_utc(thread.created_at),
             data=thread_json(thread),
         )
@@ -189,10 +275,12 @@ class SQLStore(AppStore):
             if (await conn.execute(stmt)).first() is None:
                 raise NotFoundError(f"Thread {thread.id} not found")
 
+    @_finish_even_if_cancelled
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
         limit, direction = check_limit(limit), check_order(order)
+        _no_nul(after)
         async with self._engine.connect() as conn:
             after_seq = None
             if after is not None:
@@ -202,7 +290,9 @@ class SQLStore(AppStore):
         data = [ThreadMetadata.model_validate_json(row.data) for row in rows[:limit]]
         return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
 
+    @_finish_even_if_cancelled
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
+        _no_nul(thread_id)
         async with self._write() as conn:
             # Items go explicitly too, so nothing depends on PRAGMA foreign_keys alone.
             await conn.execute(
@@ -220,6 +310,7 @@ class SQLStore(AppStore):
 
     # -- items -----------------------------------------------------------------------
 
+    @_finish_even_if_cancelled
     async def load_thread_items(
         self,
         thread_id: str,
@@ -229,22 +320,28 @@ class SQLStore(AppStore):
         context: RequestContext,
     ) -> Page[ThreadItem]:
         limit, direction = check_limit(limit), check_order(order)
+        _no_nul(thread_id, after)
         user_id = context.user_id
         async with self._engine.connect() as conn:
+            if after is None:
+                # One query for the newest or oldest page (every turn loads one): items
+                # carry their thread's user_id, so rows prove the thread is the caller's,
+                # and only an empty page needs the ownership check.
+                query = items_page_query(thread_id, user_id, None, limit, direction)
+                rows = (await conn.execute(query)).all()
+                if not rows:
+                    await self._require_thread(conn, thread_id, user_id)
+                return self._items_page(rows, limit)
             await self._require_thread(conn, thread_id, user_id)
-            after_seq = None
-            if after is not None:
-                after_seq = await conn.scalar(
-                    select(items.c.seq).where(
-                        items.c.id == after,
-                        items.c.thread_id == thread_id,
-                        items.c.user_id == user_id,
-                    )
-                )
-                if after_seq is None:
-                    raise NotFoundError(f"Item {after} not found in thread {thread_id}")
+            after_seq = await self._item_seq(conn, after, thread_id, user_id)
+            if after_seq is None:
+                raise NotFoundError(f"Item {after} not found in thread {thread_id}")
             query = items_page_query(thread_id, user_id, after_seq, limit, direction)
             rows = (await conn.execute(query)).all()
+        return self._items_page(rows, limit)
+
+    @staticmethod
+    def _items_page(rows: Sequence[Row[tuple[str, str]]], limit: int) -> Page[ThreadItem]:
         data = [ITEM_ADAPTER.validate_json(row.data) for row in rows[:limit]]
         return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
 
@@ -257,22 +354,47 @@ class SQLStore(AppStore):
     async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         await self._upsert_item(thread_id, item, context)
 
+    @_finish_even_if_cancelled
     async def _upsert_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         # INSERT ... SELECT from the caller's own thread row: inserts nothing when the
         # thread is not theirs, and the WHERE guard refuses to take over an item id that
         # lives in another thread. Either way RETURNING is empty -> NotFoundError.
+        _no_nul(thread_id, item.id)
+        values = {
+            "item_id": item.id,
+            "item_type": item.type,
+            "item_created_at": _utc(item.created_at),
+            "item_data": item_json(item),
+            "thread_id": thread_id,
+            "user_id": context.user_id,
+        }
+        try:
+            async with self._write() as conn:
+                inserted = (await conn.execute(self._upsert_item_statement, values)).first()
+        except IntegrityError as exc:
+            # Postgres: the thread was deleted between our SELECT and the FK check.
+            raise NotFoundError(f"Thread {thread_id} not found") from exc
+        if inserted is None:
+            raise NotFoundError(f"Item {item.id} not found in thread {thread_id}")
+
+    @cached_property
+    def _upsert_item_statement(self) -> Any:
+        """The item upsert, built once (every turn runs it twice): its values are binds."""
         source = select(
-            literal(item.id, Text),
+            bindparam("item_id", type_=Text),
             threads.c.id,
             threads.c.user_id,
-            literal(item.type, Text),
-            literal(_utc(item.created_at), DateTime(timezone=True)),
-            literal(item_json(item), Text),
-        ).where(threads.c.id == thread_id, threads.c.user_id == context.user_id)
+            bindparam("item_type", type_=Text),
+            bindparam("item_created_at", type_=DateTime(timezone=True)),
+            bindparam("item_data", type_=Text),
+        ).where(
+            threads.c.id == bindparam("thread_id", type_=Text),
+            threads.c.user_id == bindparam("user_id", type_=Text),
+        )
         stmt = self._insert(items).from_select(
             ["id", "thread_id", "user_id", "type", "created_at", "data"], source
         )
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=[items.c.id],
             set_={
                 "type": stmt.excluded.type,
@@ -282,46 +404,41 @@ class SQLStore(AppStore):
             where=(items.c.user_id == stmt.excluded.user_id)
             & (items.c.thread_id == stmt.excluded.thread_id),
         ).returning(items.c.seq)
-        try:
-            async with self._write() as conn:
-                inserted = (await conn.execute(stmt)).first()
-        except IntegrityError as exc:
-            # Postgres: the thread was deleted between our SELECT and the FK check.
-            raise NotFoundError(f"Thread {thread_id} not found") from exc
-        if inserted is None:
-            raise NotFoundError(f"Item {item.id} not found in thread {thread_id}")
 
+    @_finish_even_if_cancelled
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
+        _no_nul(thread_id, item_id)
         async with self._engine.connect() as conn:
-            data = await conn.scalar(
-                select(items.c.data).where(
-                    items.c.id == item_id,
-                    items.c.thread_id == thread_id,
-                    items.c.user_id == context.user_id,
+            # By the unique id alone, then checked: see _item_seq.
+            row = (
+                await conn.execute(
+                    select(items.c.data, items.c.thread_id, items.c.user_id).where(
+                        items.c.id == item_id
+                    )
                 )
-            )
-        if data is None:
+            ).first()
+        if row is None or (row.thread_id, row.user_id) != (thread_id, context.user_id):
             raise NotFoundError(f"Item {item_id} not found in thread {thread_id}")
-        return ITEM_ADAPTER.validate_json(data)
+        return ITEM_ADAPTER.validate_json(row.data)
 
+    @_finish_even_if_cancelled
     async def delete_thread_item(
         self, thread_id: str, item_id: str, context: RequestContext
     ) -> None:
+        _no_nul(thread_id, item_id)
         async with self._write() as conn:
             await self._require_thread(conn, thread_id, context.user_id)
             # A missing item in an owned thread is a no-op: the SDK emits removals for
             # items it streamed but never persisted (guardrail tripwires).
-            await conn.execute(
-                delete(items).where(
-                    items.c.id == item_id,
-                    items.c.thread_id == thread_id,
-                    items.c.user_id == context.user_id,
-                )
-            )
+            seq = await self._item_seq(conn, item_id, thread_id, context.user_id)
+            if seq is not None:
+                await conn.execute(delete(items).where(items.c.seq == seq))
 
     # -- attachments -----------------------------------------------------------------
 
+    @_finish_even_if_cancelled
     async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
+        _no_nul(attachment.id)
         stmt = self._insert(attachments).values(
             id=attachment.id, user_id=context.user_id, data=attachment_json(attachment)
         )
@@ -334,7 +451,9 @@ class SQLStore(AppStore):
             if (await conn.execute(stmt)).first() is None:
                 raise NotFoundError(f"Attachment {attachment.id} not found")
 
+    @_finish_even_if_cancelled
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
+        _no_nul(attachment_id)
         async with self._engine.connect() as conn:
             data = await conn.scalar(
                 select(attachments.c.data).where(
@@ -346,7 +465,9 @@ class SQLStore(AppStore):
             raise NotFoundError(f"Attachment {attachment_id} not found")
         return ATTACHMENT_ADAPTER.validate_json(data)
 
+    @_finish_even_if_cancelled
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        _no_nul(attachment_id)
         async with self._write() as conn:
             deleted = await conn.execute(
                 delete(attachments)
