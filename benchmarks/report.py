@@ -1,0 +1,767 @@
+"""docs/BENCHMARKS.md from one run's results: every figure is read from `results`."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.common import TEMPLATE
+from benchmarks.undo import CHANGES, PROBES
+
+PACKAGES = (
+    "openai-chatkit",
+    "openai-agents",
+    "openai",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "httpx",
+    "pydantic",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "cookiecutter",
+    "pyinstrument",
+    "psutil",
+)
+# Profile categories the baseline runs too: the SDKs and servers both stacks share.
+SHARED = (
+    "openai client: request building, SSE parsing",
+    "Agents SDK runner",
+    "HTTP client to the provider (httpx, httpcore)",
+    "ChatKit stream_agent_response, converter",
+    "uvicorn (httptools protocol)",
+)
+GOAL_RENDER_S = 0.3
+GOAL_GENERATE_S = 20.0
+GOAL_VS_BASELINE = 1.2
+GOAL_VS_RELAY = 0.6
+GOAL_TTFT_P99 = 1.2
+GOAL_STORE_RATIO = 1.5
+GOAL_GROWTH_MB = 50.0
+X = "\u00d7"  # the multiplication sign, for ratios
+
+
+# --- environment ----------------------------------------------------------------------
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    uv = shutil.which("uv")
+    uv_version = (
+        subprocess.run(
+            [uv, "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if uv
+        else "not found"
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gb": psutil.virtual_memory().total / 1024**3,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "uv": uv_version,
+        "commit": _git(["rev-parse", "--short", "HEAD"]),
+        "dirty": bool(
+            _git(
+                [
+                    "status",
+                    "--porcelain",
+                    "--",
+                    "{{cookiecutter.project_slug}}",
+                    "hooks",
+                    "cookiecutter.json",
+                ]
+            )
+        ),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git(args: list[str]) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=TEMPLATE, capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip()
+
+
+def server_flags(project: Path) -> list[str]:
+    """Lines of the project's run commands that pin uvicorn's event loop or HTTP parser."""
+    found = []
+    for relative in ("backend/Dockerfile", "README.md", "Makefile", "scripts/dev.py"):
+        path = project / relative
+        if not path.exists():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "uvicorn" in line and ("--loop" in line or "--http" in line):
+                found.append(f"{relative}:{number}: {line.strip()}")
+    return found
+
+
+def dockerfile_cmd(dockerfile: Path) -> str:
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("CMD "):
+            return line[4:].strip()
+    return "(no CMD)"
+
+
+# --- formatting -----------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{1000 * seconds:.1f} ms"
+
+
+def sec(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{seconds:.2f} s"
+
+
+def times(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}{X}"
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    parts = [header(results, env)]
+    goals: list[list[str]] = []
+    sections = []
+    if "render" in results:
+        sections.append(render_section(results["render"], goals))
+    if "generate" in results:
+        sections.append(generate_section(results["generate"], goals))
+    if "stream" in results:
+        sections.append(stream_section(results["stream"], results["project"], env, goals))
+    if "stores" in results:
+        sections.append(stores_section(results["stores"], goals))
+    if "memory" in results:
+        sections.append(memory_section(results["memory"], goals))
+    parts.append("## Goals\n\n" + table(["Goal", "Figure", "Verdict"], goals))
+    parts += sections
+    return "\n\n".join(parts) + "\n"
+
+
+def header(results: dict[str, Any], env: dict[str, Any]) -> str:
+    versions = ", ".join(f"{name} {version}" for name, version in env["versions"].items())
+    timing = ", ".join(
+        f"{name} {duration(seconds)}"
+        for name, seconds in results.get("section_seconds", {}).items()
+    )
+    commit = env["commit"] + (" with uncommitted changes" if env["dirty"] else "")
+    quick = (
+        "\n\n> **This is a `--quick` run: a smoke of the harness with tiny loads and one "
+        "repetition. Its figures are not measurements.**"
+        if results["quick"]
+        else ""
+    )
+    rows = [
+        ["Command", f"`{results['command']}`, in the template repository"],
+        ["Date", results["date"]],
+        [
+            "Machine",
+            f"{env['cores']} cores ({env['cpu']}), {env['memory_gb']:.0f} GB RAM, {env['os']}",
+        ],
+        ["Python", env["python"]],
+        ["Template", f"commit {commit}"],
+        ["Run time", f"{duration(results['seconds'])} ({timing})"],
+        [
+            "Load average",
+            "1/5/15 min: "
+            + "/".join(f"{value:.2f}" for value in results["load_before"])
+            + " before the run, "
+            + "/".join(f"{value:.2f}" for value in results["load_after"])
+            + " after it (other work on the machine shows here)",
+        ],
+        ["Versions", versions + f", {env['uv']}"],
+    ]
+    return (
+        "# Benchmarks\n\n"
+        "Written by `python -m benchmarks` (see `benchmarks/`): every figure below comes from "
+        "the one run described here, on one machine, against one loopback fake provider that "
+        "answers instantly (the generated project's `tests/fake_provider.py`, no delay between "
+        "deltas, in a process of its own). Figures are medians of repeated runs unless a table "
+        "says otherwise. They are measurements, not CI assertions; CI runs "
+        "`python -m benchmarks --quick` (tests/test_benchmarks_smoke.py) so the harness does "
+        "not rot." + quick + "\n\n" + table(["", ""], rows)
+    )
+
+
+def combo_label(combo: dict[str, str]) -> str:
+    return f"{combo['llm_provider']}, {combo['store_backend']}, {combo['frontend']}"
+
+
+def render_section(data: dict[str, Any], goals: list[list[str]]) -> str:
+    rows = []
+    for row in data["rows"]:
+        parts = row["parts"]
+        rows.append(
+            [
+                combo_label(row["combo"]),
+                f"**{sec(parts['total'])}**",
+                sec(parts["pre_hook"]),
+                sec(parts["files"]),
+                sec(parts["post_hook"]),
+                sec(parts["static_checks"]),
+            ]
+        )
+    worst = data["worst_median"]
+    goals.append(
+        [
+            f"Render, hook smoke off: median under {GOAL_RENDER_S} s per combination",
+            f"slowest combination {sec(worst)}, median of all {sec(data['median_of_medians'])}",
+            verdict(worst < GOAL_RENDER_S),
+        ]
+    )
+    return (
+        "## 1. Render time\n\n"
+        "cookiecutter's Python API with `--no-input`-style answers, `run_smoke_test=false` and "
+        "`CHATKIT_TEMPLATE_SKIP_SMOKE=1`, timed end to end in one process: the pre-generation "
+        "hook (a Python subprocess), every file, and the post-generation hook (a Python "
+        "subprocess: shaping, `.env`, and its static checks, whose own timing it prints). "
+        f"Each combination {data['repetitions']} times, interleaved; the median of each column "
+        "is shown (so the parts need not add up exactly). Every provider with the default "
+        f"store and frontend, then every store {X} frontend.\n\n"
+        + table(
+            [
+                "Provider, store, frontend",
+                "Render",
+                "pre-gen hook",
+                "files + cookiecutter",
+                "post-gen hook",
+                "of which static checks",
+            ],
+            rows,
+        )
+        + f"\n\nMedian over the combinations: **{sec(data['median_of_medians'])}**; slowest "
+        f"combination: {sec(worst)}. The CLI with the defaults, `cookiecutter TEMPLATE "
+        f"--no-input run_smoke_test=false`, takes {sec(data['cli_default'])} wall "
+        f"(median of {len(data['cli_runs'])}): the rest is Python's start-up and cookiecutter's "
+        "imports. The two hooks are two Python start-ups; the post-generation hook's static "
+        "checks compile every `.py` and parse every JSON/TOML/YAML file."
+    )
+
+
+def generate_section(data: dict[str, Any], goals: list[list[str]]) -> str:
+    def steps(summary: dict[str, Any]) -> str:
+        return ", ".join(f"{name} {sec(value)}" for name, value in summary.get("steps", {}).items())
+
+    rows = []
+    for label, key in (("warm uv cache", "warm"), ("cold uv cache (`UV_CACHE_DIR` empty)", "cold")):
+        summary = data.get(key) or {}
+        if not summary:
+            rows.append([label, "not run", "", ""])
+            continue
+        runs = ", ".join(sec(value) for value in summary["runs"])
+        rows.append([label, f"**{sec(summary['median'])}**", runs, steps(summary)])
+    warm = (data.get("warm") or {}).get("median", math.nan)
+    goals.append(
+        [
+            f"Generate-to-verified, warm cache: under {GOAL_GENERATE_S:.0f} s",
+            sec(warm),
+            verdict(warm < GOAL_GENERATE_S),
+        ]
+    )
+    return (
+        "## 2. Generate to verified\n\n"
+        "`cookiecutter TEMPLATE --no-input -o DIR` with the defaults (OpenAI, SQLite, Next.js), "
+        "including the post-generation hook's install (`uv venv`, `uv pip install -e .[dev]`) "
+        "and its smoke test (`python -m tests.smoke`: the app under uvicorn, two turns through "
+        "the fake provider, history and ids checked), with `CHATKIT_TEMPLATE_STRICT=1`. A run "
+        "counts only if the smoke test passed and nothing was reported. Wall time of the whole "
+        "command; the hook's own step timings alongside. A first, uncounted run fills uv's "
+        f"cache for the warm runs. {data['uv']}. The cold runs download every package from "
+        "the package index this machine is configured with, so they measure its network path "
+        "too. The frontend's `npm ci` is not part of generation.\n\n"
+        + table(["Package cache", "Median", "Runs", "Hook steps (median)"], rows)
+    )
+
+
+def stream_section(
+    data: dict[str, Any], project: dict[str, Any], env: dict[str, Any], goals: list[list[str]]
+) -> str:
+    comparison = data["comparison"]
+    labels = data["labels"]
+    levels = data["levels"]
+    rows = []
+    for n in levels:
+        for key in ("generated", "baseline", "relay"):
+            figures = comparison[key][n]
+            rows.append(
+                [
+                    str(n),
+                    labels[key],
+                    f"**{figures['turns_per_s']:.1f}**",
+                    ms(figures["ttft_p50"]),
+                    ms(figures["ttft_p99"]),
+                    ms(figures["turn_p50"]),
+                    f"{figures['server_cpu_ms_per_turn']:.1f} ms",
+                ]
+            )
+    ratio_rows = []
+    verdicts: dict[int, dict[str, float]] = {}
+    for n in levels:
+        g, b, r = (comparison[key][n] for key in ("generated", "baseline", "relay"))
+        v = {
+            "baseline": g["turns_per_s"] / b["turns_per_s"],
+            "relay": g["turns_per_s"] / r["turns_per_s"],
+            "ttft": g["ttft_p99"] / b["ttft_p99"],
+            "cpu": g["server_cpu_ms_per_turn"] / b["server_cpu_ms_per_turn"],
+        }
+        verdicts[n] = v
+        ratio_rows.append(
+            [
+                str(n),
+                times(v["baseline"]),
+                times(v["relay"]),
+                times(v["ttft"]),
+                times(v["cpu"]),
+            ]
+        )
+    goal_level = 20 if 20 in levels else levels[-1]
+    v = verdicts[goal_level]
+    goals.append(
+        [
+            f"Streaming, SQLite: ≥ {GOAL_VS_BASELINE}{X} the baseline's turns/s",
+            ", ".join(f"{times(verdicts[n]['baseline'])} at {n}" for n in levels),
+            verdict(all(verdicts[n]["baseline"] >= GOAL_VS_BASELINE for n in levels)),
+        ]
+    )
+    goals.append(
+        [
+            f"Streaming, SQLite: ≥ {GOAL_VS_RELAY}{X} the relay floor's turns/s",
+            ", ".join(f"{times(verdicts[n]['relay'])} at {n}" for n in levels),
+            verdict(all(verdicts[n]["relay"] >= GOAL_VS_RELAY for n in levels)),
+        ]
+    )
+    goals.append(
+        [
+            f"p99 TTFT ≤ {GOAL_TTFT_P99}{X} the baseline's at {goal_level} conversations",
+            times(v["ttft"]),
+            verdict(v["ttft"] <= GOAL_TTFT_P99),
+        ]
+    )
+    conversations = data["conversations"]
+    method = (
+        "## 3. Streaming throughput and TTFT\n\n"
+        "Three servers, each in its own uvicorn process with the same flags (uvicorn's "
+        f"defaults `--loop auto --http auto`, which pick uvloop {env['versions']['uvloop']} and "
+        f"httptools {env['versions']['httptools']}, both installed by `uvicorn[standard]`; "
+        "`--log-level warning`), all streaming from the same fake provider process:\n\n"
+        "* **generated**: the generated backend (defaults: OpenAI Responses API, SQLite file, "
+        "`history_limit` 50), run as `uvicorn app.main:app`, cookie sessions, its middleware, "
+        "its agent with its `current_time` tool;\n"
+        '* **baseline**: the minimal server of the ChatKit docs\' "Respond to a user message" '
+        "guide, written in `benchmarks/servers/baseline.py`: a dict store, `respond` loading "
+        "the last 20 items and converting them with `simple_to_agent_input`, "
+        "`OpenAIResponsesModel` + `Runner.run_streamed` + `stream_agent_response`, a FastAPI "
+        "endpoint calling `server.process`;\n"
+        "* **relay**: the floor, `benchmarks/servers/relay.py`, a bare ASGI app that sends the "
+        "message to the provider with httpx and relays its SSE events as they arrive.\n\n"
+        "The load comes from `benchmarks/load.py` in a separate process: an async httpx "
+        "client per conversation (its own cookie jar and connection), each conversation 5 "
+        "turns in sequence (`threads.create`, then `threads.add_user_message`; for the relay, "
+        "5 POSTs). At level n, n conversations run at once; a run holds "
+        + ", ".join(f"{conversations[n]} conversations at level {n}" for n in levels)
+        + f". {data['repetitions']} runs per server and level, interleaved, after "
+        f"{data['warmup']} warm-up conversations each; the table shows the median run. "
+        "**turns/s**: completed turns over the run's wall time. **TTFT**: from sending the "
+        "request to the first text delta in the stream (p50 and p99 over the run's turns). "
+        "**turn**: to the end of the stream. **server CPU**: the server process's CPU time "
+        "(psutil) over the run, per turn. The machine has "
+        f"{env['cores']} cores for the server, the fake provider and the driver together.\n\n"
+    )
+    out = method + table(
+        [
+            "Conversations",
+            "Server",
+            "turns/s",
+            "TTFT p50",
+            "TTFT p99",
+            "turn p50",
+            "server CPU/turn",
+        ],
+        rows,
+    )
+    out += "\n\nRatios (generated / other):\n\n" + table(
+        [
+            "Conversations",
+            "turns/s vs baseline",
+            "turns/s vs relay",
+            "TTFT p99 vs baseline",
+            "CPU per turn vs baseline",
+        ],
+        ratio_rows,
+    )
+    out += "\n\n" + profile_part(data["profile"], verdicts, goal_level)
+    out += "\n\n" + ablation_part(data["ablation"])
+    out += "\n\n" + limits_part(data, verdicts, goal_level)
+    pinned = project["server_flags"]
+    out += (
+        "\n\n### uvloop and httptools in the generated project\n\n"
+        f"The Dockerfile's command is `{project['dockerfile_cmd']}`. "
+        + (
+            "No run command of the project (Dockerfile, README, Makefile, `scripts/dev.py`) "
+            "pins `--loop` or `--http`, so uvicorn's `auto` picks uvloop and httptools, which "
+            "`uvicorn[standard]`, a dependency, installs."
+            if not pinned
+            else "These run commands pin the loop or the parser: "
+            + "; ".join(f"`{line}`" for line in pinned)
+            + "."
+        )
+        + " The `asyncio + h11` row above shows what the pair is worth."
+    )
+    return out
+
+
+def profile_part(profiles: dict[str, Any], verdicts: dict[int, Any], level: int) -> str:
+    generated, baseline = profiles["generated"], profiles["baseline"]
+    labels = sorted(
+        set(generated["ms_per_turn"]) | set(baseline["ms_per_turn"]),
+        key=lambda label: -generated["ms_per_turn"].get(label, 0.0),
+    )
+    rows = []
+    for label in labels:
+        g = generated["ms_per_turn"].get(label, 0.0)
+        b = baseline["ms_per_turn"].get(label, 0.0)
+        rows.append([label, f"{g:.2f}", f"{b:.2f}", f"{g - b:+.2f}"])
+    busy_g = sum(
+        value for key, value in generated["ms_per_turn"].items() if not key.startswith("event loop")
+    )
+    busy_b = sum(
+        value for key, value in baseline["ms_per_turn"].items() if not key.startswith("event loop")
+    )
+    shared = sum(generated["ms_per_turn"].get(label, 0.0) for label in SHARED)
+    store = generated["ms_per_turn"].get("store: our SQL store, SQLAlchemy, aiosqlite", 0.0)
+    chatkit_b = baseline["ms_per_turn"].get("ChatKit server (chatkit/server.py)", 0.0)
+    tree = "\n".join(generated["tree"].strip().splitlines()[:70])
+    floor_ratio = busy_b / shared if shared else math.nan
+    adapter_b, adapter_g = (
+        baseline["type_adapter_ms_per_turn"],
+        generated["type_adapter_ms_per_turn"],
+    )
+    return (
+        "### Where the time goes\n\n"
+        f"Both ChatKit servers under pyinstrument (`benchmarks/servers/profiled.py`, 1 ms "
+        f"sampling of the event loop's thread) for {level} conversations at once after a "
+        "warm-up, the same load as above. Each sample's time goes to the innermost frame's "
+        "package (`benchmarks/profile_bench.py`), so a pydantic schema chatkit builds counts "
+        "as chatkit's. Milliseconds of the loop thread per turn. The profiler inflates every "
+        f"cost (the profiled generated backend used {generated['cpu_ms_per_turn']:.1f} ms of "
+        f"CPU per turn, the profiled baseline {baseline['cpu_ms_per_turn']:.1f} ms), so compare "
+        "the columns with each other, not with the CPU figures above.\n\n"
+        + table(["Where", "generated", "baseline", "difference"], rows)
+        + f"\n\nBusy time per turn (all but the loop's waiting): generated {busy_g:.1f} ms, "
+        f"baseline {busy_b:.1f} ms. In the generated backend, {shared:.1f} ms of it is code both "
+        "servers run the same way: the openai client building the Responses request and "
+        "parsing its SSE stream, the Agents SDK's runner, httpx to the provider, chatkit's "
+        "`stream_agent_response`, uvicorn. The store (SQLAlchemy Core over aiosqlite: per "
+        "turn a load of the thread, the history page and two item upserts; two thread saves "
+        f"on a conversation's first turn) takes {store:.1f} ms. "
+        f"The baseline spends {chatkit_b:.1f} ms in chatkit's server, {adapter_b:.1f} ms of "
+        "it building pydantic `TypeAdapter`s (chatkit's `process()` builds one of the whole "
+        "request union on every request); the generated backend builds it once "
+        f"({adapter_g:.1f} ms per turn left in `TypeAdapter` construction, the openai client's). "
+        "Were the generated backend only the code it shares with the baseline, it would run "
+        f"at about {times(floor_ratio)} the baseline's speed: everything it adds (the store, "
+        "its example tool's share of the SDK time, sessions, middleware) has to fit in that "
+        f"margin for the goal of {GOAL_VS_BASELINE}{X}.\n\n"
+        "<details><summary>The generated backend's profile (pyinstrument, library frames "
+        "folded)</summary>\n\n```\n" + tree + "\n```\n\n</details>"
+    )
+
+
+def limits_part(data: dict[str, Any], verdicts: dict[int, Any], level: int) -> str:
+    """What holds the throughput goals back, from this run's figures."""
+    g, b, r = (data["comparison"][key][level] for key in ("generated", "baseline", "relay"))
+    profile_g = data["profile"]["generated"]["ms_per_turn"]
+    profile_b = data["profile"]["baseline"]
+    results = data["ablation"]["results"]
+    tool = results.get("probe: no-example-tool")
+    lines = [
+        "### What limits the throughput goals, and what would move them\n",
+        f"At {level} conversations the generated backend serves "
+        f"{times(verdicts[level]['baseline'])} the baseline's turns/s and "
+        f"{times(verdicts[level]['relay'])} the relay's, using {g['server_cpu_ms_per_turn']:.1f} "
+        f"ms of server CPU per turn against the baseline's {b['server_cpu_ms_per_turn']:.1f} ms "
+        f"and the relay's {r['server_cpu_ms_per_turn']:.1f} ms: every server is CPU-bound here, "
+        "so turns/s follows CPU per turn.\n",
+    ]
+    if tool is not None:
+        now = results["now"]
+        lines.append(
+            f"* **The example tool.** Without `current_time` the generated backend serves "
+            f"{tool['turns_per_s']:.1f} turns/s against {now['turns_per_s']:.1f} in the same "
+            f"runs ({now['server_cpu_ms_per_turn'] - tool['server_cpu_ms_per_turn']:+.1f} ms "
+            "of CPU per turn for the tool): the Agents SDK prepares the tool and the openai "
+            "client serializes its schema on every model request. The docs' baseline has no "
+            "tool. A project that does not need the demo tool gains this by deleting it from "
+            "`app/agent.py`."
+        )
+    lines.append(
+        "* **Persistence.** The store takes "
+        f"{profile_g.get('store: our SQL store, SQLAlchemy, aiosqlite', 0.0):.1f} ms per turn "
+        "in the profile (four to five SQLAlchemy statements, each several hops to aiosqlite's "
+        "thread and back); the baseline's dicts take none. The changes above cut it; what "
+        "would cut it further is a SQLite path that makes one thread hop per store call "
+        "(`sqlite3` in aiosqlite's thread, no SQLAlchemy per statement), a larger change to "
+        "the store than this benchmark's."
+    )
+    lines.append(
+        "* **The SDKs, for both ChatKit servers.** The openai client's request building (it "
+        "walks every input item through every type of the Responses input union) and SSE "
+        "parsing, the Agents SDK's runner, httpx, chatkit's `stream_agent_response` and "
+        "uvicorn take "
+        f"{sum(profile_g.get(label, 0.0) for label in SHARED):.1f} ms per turn of the "
+        "generated backend's profile, and the baseline's "
+        f"{sum(profile_b['ms_per_turn'].get(label, 0.0) for label in SHARED):.1f} ms. None of "
+        "it is the project's code, and the relay floor runs none of it: the baseline itself "
+        f"serves {times(b['turns_per_s'] / r['turns_per_s'])} the relay's turns/s, against "
+        f"the goal of {GOAL_VS_RELAY}{X} for the generated backend. Moving it means changes "
+        "upstream (openai-python, openai-agents, openai-chatkit)."
+    )
+    return "\n".join(lines)
+
+
+def ablation_part(data: dict[str, Any]) -> str:
+    results = data["results"]
+    now = results["now"]
+    rows = []
+    for key, figures in results.items():
+        names = data["sets"][key]
+        if key == "now":
+            what = "the generated backend as it is"
+        elif key == "before":
+            what = "all of the changes below undone"
+        elif names == ["uvloop-httptools"]:
+            what = "uvicorn `--loop asyncio --http h11` instead of uvloop and httptools"
+        elif names[0] in PROBES:
+            what = "not a change, a measure: " + PROBES[names[0]].what
+        else:
+            what = "undone: " + CHANGES[names[0]].what
+        rows.append(
+            [
+                f"{key}",
+                what,
+                f"{figures['turns_per_s']:.1f}",
+                times(now["turns_per_s"] / figures["turns_per_s"]),
+                ms(figures["ttft_p99"]),
+                f"{figures['server_cpu_ms_per_turn']:.1f} ms",
+                f"{now['server_cpu_ms_per_turn'] - figures['server_cpu_ms_per_turn']:+.1f} ms",
+            ]
+        )
+    return (
+        "### What each change bought\n\n"
+        "The changes this benchmark led to in the generated backend, measured by undoing "
+        "them: `benchmarks/undo.py` keeps the code each one replaced and "
+        "`benchmarks/servers/variant.py` patches it back into a server process. Every row is "
+        "its own uvicorn process on its own SQLite file, all run side by side at "
+        f"{data['level']} conversations at once ({data['conversations']} conversations of 5 "
+        f"turns per run, {data['repetitions']} runs, interleaved, median shown). The *now* "
+        "row runs the same code as section 3's generated backend; the gap between the two is "
+        "this machine's run-to-run noise, and the rows are comparable with each other only. "
+        "**now ÷ row** is how much faster the generated backend is than that row; the last "
+        "column is the difference in server CPU per turn (negative: the row is cheaper, so "
+        "the change saves that much). The *probe* rows are not changes: they take a part of "
+        "the generated backend out to show what it costs. Differences of a fraction of a "
+        "millisecond are within this machine's noise.\n\n"
+        + table(
+            ["Variant", "What", "turns/s", "now ÷ row", "TTFT p99", "server CPU/turn", "now - row"],
+            rows,
+        )
+    )
+
+
+def stores_section(data: dict[str, Any], goals: list[list[str]]) -> str:
+    scale = data["scale"]
+    out = [
+        "## 4. Store scaling\n\n"
+        "The generated project's own `SQLStore`, schema from its Alembic migration, one "
+        "database per engine (SQLite file; PostgreSQL at 127.0.0.1:5432, a fresh database "
+        "dropped afterwards). Bulk-loaded with one `INSERT ... SELECT` per table (a recursive "
+        "CTE on SQLite, `generate_series` on PostgreSQL), the large user's rows interleaved "
+        "with everyone else's, then `ANALYZE`d:\n\n"
+        f"* threads: {scale['other_threads']:,} of other users (about 10 each), "
+        f"{scale['large_user_threads']:,} of the large user, {scale['small_user_threads']} of "
+        "the small user;\n"
+        f"* items: {scale['other_items']:,} in other users' threads, "
+        f"{scale['large_thread_items']:,} in the large thread, {scale['small_thread_items']} in "
+        "the small one.\n\n"
+        "Each figure is the latency of the store call as the server makes it (connection from "
+        f"the pool, query, parsing the JSON into chatkit models), {scale['calls']} calls after a "
+        "warm-up (which also lets PostgreSQL switch the prepared statements to their generic "
+        "plans, as a long-running server would), median and p99. The small side returns "
+        "fewer rows (its thread has 10 items, its user 10 threads) than the large side's full "
+        "pages of 20 (50 for the history), so part of each ratio is the size of the answer; "
+        "the plans below show the large side reading only the rows it returns."
+    ]
+    for engine in ("sqlite", "postgres"):
+        section = data.get(engine, {})
+        if "skipped" in section:
+            out.append(f"### {engine}\n\nSkipped: {section['skipped']}.")
+            goals.append(
+                [
+                    f"Store scaling, {engine}: large/small ≤ {GOAL_STORE_RATIO}",
+                    "not run",
+                    "**not run**",
+                ]
+            )
+            continue
+        rows = []
+        worst = 0.0
+        for label, pair in section["figures"].items():
+            small, large = pair["small"], pair["large"]
+            ratio = large["median_ms"] / small["median_ms"]
+            worst = max(worst, ratio)
+            rows.append(
+                [
+                    label,
+                    f"{small['median_ms']:.2f} ms ({large_p99(small)})",
+                    f"{large['median_ms']:.2f} ms ({large_p99(large)})",
+                    f"**{times(ratio)}**",
+                ]
+            )
+        before = section["cursor_page_before_unique_id_lookup"]
+        rows.append(
+            [
+                "items.list after a cursor, before the unique-id lookup",
+                f"{before['small']['median_ms']:.2f} ms ({large_p99(before['small'])})",
+                f"{before['large']['median_ms']:.2f} ms ({large_p99(before['large'])})",
+                times(before["large"]["median_ms"] / before["small"]["median_ms"]),
+            ]
+        )
+        counts = section["counts"]
+        goals.append(
+            [
+                f"Store scaling, {engine}: large/small ≤ {GOAL_STORE_RATIO} for each figure",
+                f"worst {times(worst)}",
+                verdict(worst <= GOAL_STORE_RATIO),
+            ]
+        )
+        plans = []
+        for label, plan in section["plans"].items():
+            plans.append(
+                f"{label}:\n\n```sql\n{plan['sql']}\n-- values: {', '.join(plan['values'])}\n```\n"
+                "```\n" + "\n".join(plan["plan"]) + "\n```"
+            )
+        title = section["version"] if engine == "sqlite" else f"PostgreSQL {section['version']}"
+        out.append(
+            f"### {title}\n\n"
+            f"Loaded {counts['threads']:,} threads and {counts['items']:,} items in "
+            f"{section['load_seconds']:.1f} s (large user {counts['large_user_threads']:,} "
+            f"threads, small user {counts['small_user_threads']}; large thread "
+            f"{counts['large_thread_items']:,} items, small thread "
+            f"{counts['small_thread_items']}).\n\n"
+            + table(["Call", "small: median (p99)", "large: median (p99)", "large / small"], rows)
+            + "\n\nThe plans "
+            + (
+                "(`EXPLAIN QUERY PLAN`, the store's statements with their bound values):"
+                if engine == "sqlite"
+                else "(`EXPLAIN ANALYZE` of the prepared statement's generic plan, "
+                "`plan_cache_mode = force_generic_plan`):"
+            )
+            + "\n\n"
+            + "\n\n".join(plans)
+        )
+    out.append(per_call_part(data))
+    return "\n\n".join(part for part in out if part)
+
+
+def per_call_part(data: dict[str, Any]) -> str:
+    engines = [engine for engine in ("sqlite", "postgres") if "figures" in data.get(engine, {})]
+    if not engines:
+        return ""
+    changes = data[engines[0]]["per_call_before_after"]
+    rows = []
+    for change, first in changes.items():
+        row = [f"`{change}`", first["call"]]
+        for engine in engines:
+            pair = data[engine]["per_call_before_after"][change]
+            row += [
+                f"{pair['before']['median_ms']:.2f} ms",
+                f"{pair['now']['median_ms']:.2f} ms",
+            ]
+        rows.append(row)
+    header = ["Change", "Call"]
+    for engine in engines:
+        name = "SQLite" if engine == "sqlite" else "PostgreSQL"
+        header += [f"{name} before", f"{name} now"]
+    return (
+        "### What the store changes bought, per call\n\n"
+        "The two store changes of the table in section 3, timed where they act: the store "
+        "call itself in one process, in the small thread of the databases above, "
+        f"{data['scale']['calls']} calls each way (median), the change undone by "
+        "`benchmarks/undo.py` for the *before* column. A turn makes one history load and "
+        "two item upserts.\n\n" + table(header, rows)
+    )
+
+
+def large_p99(figure: dict[str, float]) -> str:
+    return f"p99 {figure['p99_ms']:.2f} ms"
+
+
+def memory_section(data: dict[str, Any], goals: list[list[str]]) -> str:
+    rows = [[f"{point['turns']:,}", f"{point['rss_mb']:.1f} MB"] for point in data["series"]]
+    goals.append(
+        [
+            f"Memory: RSS growth under {GOAL_GROWTH_MB:.0f} MB over {data['turns']:,} turns",
+            f"{data['growth_mb']:+.1f} MB ({data['idle_mb']:.1f} → {data['final_mb']:.1f} MB)",
+            verdict(data["growth_mb"] < GOAL_GROWTH_MB),
+        ]
+    )
+    return (
+        "## 5. Memory\n\n"
+        "The generated backend (uvicorn, SQLite file) in its own process; its resident set "
+        "(psutil `rss`) a moment after it answered `/health`, with no request served yet, "
+        f"then after each batch of turns: {data['threads']:,} conversations of 5 turns, 20 at "
+        f"a time, {data['turns']:,} turns in {duration(data['seconds'])}.\n\n"
+        + table(["Turns served", "RSS"], rows)
+        + f"\n\nGrowth from idle: **{data['growth_mb']:+.1f} MB**; after the first batch "
+        f"(lazy imports, first connections, caches of compiled SQL and schemas): "
+        f"{data['growth_after_first_checkpoint_mb']:+.1f} MB. The backend keeps no per-thread "
+        "or per-user state in memory: the store is the SQLite file, the ChatKit server and "
+        "the agent are per process, and each turn's objects (the history page, "
+        "`LoadedHistory`, the run) live as long as its request."
+    )

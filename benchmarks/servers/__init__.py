@@ -1,0 +1,1 @@
+"""The ASGI apps the streaming benchmark compares, each served by uvicorn in its own process."""

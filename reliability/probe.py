@@ -1,0 +1,85 @@
+"""Launch uvicorn's own command line, with a probe the suite reads from outside.
+
+    python reliability/probe.py app.main:app --host 127.0.0.1 --port 8000 ...
+
+runs exactly what `uvicorn app.main:app ...` runs (the arguments go to uvicorn's CLI
+unchanged), in a process that also answers SIGUSR1 by writing a JSON snapshot to
+$RELIABILITY_PROBE_FILE: the event loop's task count (by coroutine), the thread count,
+and the SQL store's connection pool (checked out, idle). Nothing is added to the app, no
+route and no setting: the probe is a signal only this machine's same user can send, and
+it exists only in processes this suite starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+PROBE_FILE_ENV = "RELIABILITY_PROBE_FILE"
+
+
+def _coroutine_name(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or type(coro).__name__
+
+
+def _pool() -> dict[str, int] | None:
+    main = sys.modules.get("app.main")
+    store = getattr(getattr(getattr(main, "app", None), "state", None), "store", None)
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return None
+    pool = engine.pool
+    return {
+        "checked_out": int(pool.checkedout()) if hasattr(pool, "checkedout") else -1,
+        "idle": int(pool.checkedin()) if hasattr(pool, "checkedin") else -1,
+        "size": int(pool.size()) if hasattr(pool, "size") else -1,
+        "max_overflow": int(getattr(pool, "_max_overflow", 0)),
+    }
+
+
+def snapshot() -> dict[str, Any]:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    tasks = asyncio.all_tasks(loop) if loop is not None else set()
+    return {
+        "time": time.time(),
+        "tasks": len(tasks),
+        "task_names": dict(Counter(_coroutine_name(task) for task in tasks)),
+        "threads": threading.active_count(),
+        "pool": _pool(),
+    }
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    target = os.environ.get(PROBE_FILE_ENV)
+    if not target:
+        return
+    path = Path(target)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(snapshot()))
+    partial.replace(path)
+
+
+def main() -> None:
+    # Running a script puts its own folder first on sys.path; the app must not see it.
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [entry for entry in sys.path if entry and Path(entry).resolve() != Path(here)]
+    signal.signal(signal.SIGUSR1, _on_signal)
+    from uvicorn.main import main as uvicorn_main
+
+    uvicorn_main(args=sys.argv[1:], prog_name="uvicorn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The benchmark suite still runs end to end: `python -m benchmarks --quick`.
+
+A smoke of the harness (tiny loads, one repetition, well under a minute): every section
+but generate-to-verified, which needs the package index. The figures are not checked;
+that the report has every section and every server is.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import PYTHON, TEMPLATE, run
+
+
+def test_quick_run_writes_every_section(tmp_path: Path) -> None:
+    report = tmp_path / "BENCHMARKS.md"
+    run([PYTHON, "-m", "benchmarks", "--quick", "--output", str(report)], cwd=TEMPLATE, timeout=300)
+    text = report.read_text(encoding="utf-8")
+    for heading in (
+        "## Goals",
+        "## 1. Render time",
+        "## 3. Streaming throughput and TTFT",
+        "### Where the time goes",
+        "### What each change bought",
+        "## 4. Store scaling",
+        "## 5. Memory",
+    ):
+        assert heading in text, heading
+    for server in ("generated backend (SQLite)", "docs-pattern ChatKit server", "relay floor"):
+        assert server in text, server
+    assert "This is a `--quick` run" in text
+    assert not re.search(r"\bnan\b|n/a", text), "a figure is missing"
