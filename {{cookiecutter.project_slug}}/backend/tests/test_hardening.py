@@ -35,9 +35,8 @@ ALICE = RequestContext(user_id="alice")
 
 
 def checked_out(store: SQLStore) -> int:
-    pool = store.engine.pool
-    assert isinstance(pool, QueuePool)
-    return pool.checkedout()
+    assert isinstance(store.engine.pool, QueuePool)
+    return store.connections_in_use()
 
 
 def events_of(response: httpx.Response) -> list[dict[str, Any]]:

@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 import aiosqlite
+import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -29,13 +31,37 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     options.update(engine_options)
     engine = create_async_engine(url, **options)
     if sqlite:
-        _configure_sqlite(engine)
+        _configure_sqlite(engine.sync_engine, SQLITE_BUSY_TIMEOUT_MS)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+def create_inline_sqlite_engine(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, for queries run on the event loop.
 
+    A query on a local, indexed SQLite file in WAL mode takes microseconds; aiosqlite
+    runs every call (begin, execute, fetch, commit) in a thread of its own and comes
+    back through the loop, which costs far more than the query (see the template
+    repository's docs/BENCHMARKS.md). Its busy timeout is 0 so that waiting for another
+    process's write lock never blocks the loop: the store retries with asyncio sleeps
+    (``is_sqlite_busy``).
+    """
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = sqlalchemy.create_engine(sync_url)
+    _configure_sqlite(engine, busy_timeout_ms=0)
+    return engine
+
+
+def is_sqlite_busy(error: BaseException) -> bool:
+    """SQLite's "database is locked": another connection holds the write lock."""
+    if not isinstance(error, OperationalError) or not isinstance(
+        error.orig, sqlite3.OperationalError
+    ):
+        return False
+    code = getattr(error.orig, "sqlite_errorcode", 0) & 0xFF  # the primary of an extended code
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _configure_sqlite(sync_engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take BEGIN away from the sqlite3 module (it skips it for SELECT/DDL) so the
@@ -43,8 +69,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # Wait for a competing writer (another process) instead of failing at once.
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            # Wait for a competing writer (another process) instead of failing at once;
+            # 0 on the inline engine, whose caller waits with asyncio sleeps instead.
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             # Off by default in SQLite; the items -> threads ON DELETE CASCADE needs it.
             cursor.execute("PRAGMA foreign_keys=ON")
             # Safe with WAL (no corruption); only the last commits can be lost on power cut.

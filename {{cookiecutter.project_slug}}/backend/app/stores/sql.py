@@ -8,18 +8,23 @@ Design notes:
   (scoped), then ``seq > x`` / ``seq < x`` ``ORDER BY seq LIMIT n + 1``.
 * SQLite allows one writer at a time: writes in this process queue on an asyncio
   lock and begin IMMEDIATE (see engine.py) so they wait instead of failing.
+* SQLite queries run on the event loop through a synchronous engine
+  (``create_inline_sqlite_engine``): microseconds each, cheaper than any thread hop.
+  A call never yields inside its transaction, and when another process holds the
+  write lock the whole call is retried after an asyncio sleep (``_store_call``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from chatkit.store import NotFoundError
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
@@ -36,9 +41,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Row, make_url
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Engine, Result, Row, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from app.context import RequestContext
 from app.stores.base import (
@@ -52,7 +58,14 @@ from app.stores.base import (
     item_json,
     thread_json,
 )
-from app.stores.engine import SQLITE_WRITE_OPTION, create_engine, ensure_sqlite_wal
+from app.stores.engine import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    SQLITE_WRITE_OPTION,
+    create_engine,
+    create_inline_sqlite_engine,
+    ensure_sqlite_wal,
+    is_sqlite_busy,
+)
 from app.stores.migrate import upgrade_to_head
 from app.stores.schema import attachments, items, threads
 from app.stores.urls import MEMORY_URL, is_sqlite, normalize_database_url
@@ -78,27 +91,63 @@ _R = TypeVar("_R")
 _unfinished: set[asyncio.Task[Any]] = set()
 
 
-def _finish_even_if_cancelled(
+def _store_call(
     method: Callable[_P, Coroutine[Any, Any, _R]],
 ) -> Callable[_P, Coroutine[Any, Any, _R]]:
-    """Run a store call to its end even when the request that made it is cancelled.
+    """One store call as a unit: run to its end, and retried while SQLite is locked.
 
     A client that hangs up cancels its request, and under Starlette (anyio) every later
     await of that request is cancelled again. A query cut off in the middle makes
-    SQLAlchemy terminate its connection: aiosqlite's close then waits forever (a stuck
-    task and a lost connection per dropped stream) and asyncpg's is thrown away.
-    Shielded, the call commits or rolls back and returns its connection to the pool;
-    the caller still gets CancelledError at once.
+    SQLAlchemy terminate its connection: asyncpg's is thrown away. Shielded, the call
+    commits or rolls back and returns its connection to the pool; the caller still gets
+    CancelledError at once.
+
+    SQLite's write lock held by another process fails the call at once (the inline
+    engine's busy timeout is 0); its transaction has rolled back, so it is run again
+    after a sleep that leaves the loop free, for up to SQLITE_BUSY_TIMEOUT_MS.
     """
+
+    async def until_unlocked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        pause = 0.001
+        while True:
+            try:
+                return await method(*args, **kwargs)
+            except OperationalError as error:
+                if not is_sqlite_busy(error) or time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.05)
 
     @functools.wraps(method)
     async def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        task: asyncio.Task[_R] = asyncio.ensure_future(method(*args, **kwargs))
+        task: asyncio.Task[_R] = asyncio.ensure_future(until_unlocked(*args, **kwargs))
         _unfinished.add(task)
         task.add_done_callback(_forget)
         return await asyncio.shield(task)
 
     return call
+
+
+class StoreConnection(Protocol):
+    """What the store's queries need of a connection: AsyncConnection has it."""
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]: ...
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any: ...
+
+
+class InlineConnection:
+    """A synchronous connection behind the awaitable methods the queries use."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+        return self._connection.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._connection.scalar(statement, parameters)
 
 
 def _forget(task: asyncio.Task[Any]) -> None:
@@ -155,10 +204,10 @@ class SQLStore(AppStore):
         self.url = url
         self._engine = create_engine(url, **engine_options)
         self._sqlite = is_sqlite(url)
-        self._write_engine = (
-            self._engine.execution_options(**{SQLITE_WRITE_OPTION: True})
-            if self._sqlite
-            else self._engine
+        # The async engine migrates; on SQLite the queries take the inline one.
+        self._inline: Engine | None = create_inline_sqlite_engine(url) if self._sqlite else None
+        self._inline_write = (
+            self._inline.execution_options(**{SQLITE_WRITE_OPTION: True}) if self._inline else None
         )
         # One writer at a time on SQLite anyway: queue here rather than in busy-wait loops.
         self._write_lock = asyncio.Lock() if self._sqlite else None
@@ -180,10 +229,17 @@ class SQLStore(AppStore):
             await upgrade_to_head(self._engine)
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.dispose()
         await self._engine.dispose()
 
+    def connections_in_use(self) -> int:
+        """Connections checked out of the store's pools (0 between calls)."""
+        pools = [self._engine.pool] + ([self._inline.pool] if self._inline else [])
+        return sum(pool.checkedout() for pool in pools if isinstance(pool, QueuePool))
+
     async def ping(self) -> None:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             await conn.execute(text("SELECT 1"))
 
     # -- plumbing --------------------------------------------------------------------
@@ -197,9 +253,23 @@ class SQLStore(AppStore):
                 yield
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._lock(), self._write_engine.begin() as conn:
-            yield conn
+    async def _read(self) -> AsyncIterator[StoreConnection]:
+        if self._inline is None:
+            async with self._engine.connect() as conn:
+                yield conn
+        else:
+            with self._inline.connect() as inline:
+                yield InlineConnection(inline)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[StoreConnection]:
+        async with self._lock():
+            if self._inline_write is None:
+                async with self._engine.begin() as conn:
+                    yield conn
+            else:
+                with self._inline_write.begin() as inline:
+                    yield InlineConnection(inline)
 
     def _insert(self, table: Table) -> Any:
         # Both dialect inserts offer on_conflict_do_update/excluded with the same signature.
@@ -208,7 +278,7 @@ class SQLStore(AppStore):
         return sqlite_insert(table)
 
     @staticmethod
-    async def _require_thread(conn: AsyncConnection, thread_id: str, user_id: str) -> int:
+    async def _require_thread(conn: StoreConnection, thread_id: str, user_id: str) -> int:
         seq = await conn.scalar(
             select(threads.c.seq).where(threads.c.id == thread_id, threads.c.user_id == user_id)
         )
@@ -218,7 +288,7 @@ class SQLStore(AppStore):
 
     @staticmethod
     async def _item_seq(
-        conn: AsyncConnection, item_id: str, thread_id: str, user_id: str
+        conn: StoreConnection, item_id: str, thread_id: str, user_id: str
     ) -> int | None:
         """The item's seq when it is in this thread of this user, else None.
 
@@ -239,10 +309,10 @@ class SQLStore(AppStore):
 
     # -- threads ---------------------------------------------------------------------
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
         _no_nul(thread_id)
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             data = await conn.scalar(
                 select(threads.c.data).where(
                     threads.c.id == thread_id, threads.c.user_id == context.user_id
@@ -252,7 +322,7 @@ class SQLStore(AppStore):
             raise NotFoundError(f"Thread {thread_id} not found")
         return ThreadMetadata.model_validate_json(data)
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
         _no_nul(thread.id)
         stmt = self._insert(threads).values(
@@ -275,13 +345,13 @@ class SQLStore(AppStore):
             if (await conn.execute(stmt)).first() is None:
                 raise NotFoundError(f"Thread {thread.id} not found")
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
         limit, direction = check_limit(limit), check_order(order)
         _no_nul(after)
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             after_seq = None
             if after is not None:
                 after_seq = await self._require_thread(conn, after, context.user_id)
@@ -290,7 +360,7 @@ class SQLStore(AppStore):
         data = [ThreadMetadata.model_validate_json(row.data) for row in rows[:limit]]
         return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
         _no_nul(thread_id)
         async with self._write() as conn:
@@ -310,7 +380,7 @@ class SQLStore(AppStore):
 
     # -- items -----------------------------------------------------------------------
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def load_thread_items(
         self,
         thread_id: str,
@@ -322,7 +392,7 @@ class SQLStore(AppStore):
         limit, direction = check_limit(limit), check_order(order)
         _no_nul(thread_id, after)
         user_id = context.user_id
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             if after is None:
                 # One query for the newest or oldest page (every turn loads one): items
                 # carry their thread's user_id, so rows prove the thread is the caller's,
@@ -354,7 +424,7 @@ class SQLStore(AppStore):
     async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         await self._upsert_item(thread_id, item, context)
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def _upsert_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         # INSERT ... SELECT from the caller's own thread row: inserts nothing when the
         # thread is not theirs, and the WHERE guard refuses to take over an item id that
@@ -405,10 +475,10 @@ class SQLStore(AppStore):
             & (items.c.thread_id == stmt.excluded.thread_id),
         ).returning(items.c.seq)
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
         _no_nul(thread_id, item_id)
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             # By the unique id alone, then checked: see _item_seq.
             row = (
                 await conn.execute(
@@ -421,7 +491,7 @@ class SQLStore(AppStore):
             raise NotFoundError(f"Item {item_id} not found in thread {thread_id}")
         return ITEM_ADAPTER.validate_json(row.data)
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def delete_thread_item(
         self, thread_id: str, item_id: str, context: RequestContext
     ) -> None:
@@ -436,7 +506,7 @@ class SQLStore(AppStore):
 
     # -- attachments -----------------------------------------------------------------
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
         _no_nul(attachment.id)
         stmt = self._insert(attachments).values(
@@ -451,10 +521,10 @@ class SQLStore(AppStore):
             if (await conn.execute(stmt)).first() is None:
                 raise NotFoundError(f"Attachment {attachment.id} not found")
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
         _no_nul(attachment_id)
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             data = await conn.scalar(
                 select(attachments.c.data).where(
                     attachments.c.id == attachment_id,
@@ -465,7 +535,7 @@ class SQLStore(AppStore):
             raise NotFoundError(f"Attachment {attachment_id} not found")
         return ATTACHMENT_ADAPTER.validate_json(data)
 
-    @_finish_even_if_cancelled
+    @_store_call
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         _no_nul(attachment_id)
         async with self._write() as conn:
