@@ -19,6 +19,7 @@ from agents import (
 from openai import AsyncOpenAI
 
 from app.config import ConfigError, Settings
+from app.provider_client import ProviderClient
 
 ApiStyle = Literal["responses", "chat_completions"]
 
@@ -111,7 +112,7 @@ def resolve_provider(settings: Settings) -> ResolvedProvider:
 
 def build_client(resolved: ResolvedProvider, settings: Settings) -> AsyncOpenAI:
     """The process-wide client: its connection pool is reused by every request."""
-    return AsyncOpenAI(
+    return ProviderClient(
         base_url=resolved.base_url,
         api_key=resolved.api_key,
         timeout=settings.llm_timeout_seconds,

@@ -88,3 +88,37 @@ def test_keyless_providers_start_without_a_key() -> None:
     assert resolved.base_url == "http://localhost:11434/v1"
     assert resolved.api_key == "not-needed"
     assert not resolved.exports_traces
+
+
+def test_startup_objects_are_out_of_the_collectors_full_collections(tmp_path: Path) -> None:
+    # In a process of its own: the test process may have frozen its objects already.
+    script = """
+import asyncio, gc
+from app.main import create_app
+
+app = create_app()
+
+async def boot() -> None:
+    async with app.router.lifespan_context(app):
+        print(gc.get_freeze_count())
+
+asyncio.run(boot())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BACKEND,
+        env={
+            **os.environ,
+            "LLM_PROVIDER": "openai",
+            "OPENAI_API_KEY": "test-key",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'gc.db'}",
+            "SESSION_SECRET": "s" * 40,
+            "MCP_SERVER_URL": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) > 100_000
