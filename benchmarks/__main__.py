@@ -47,7 +47,7 @@ def stream_section(backend: Path, scratch: Path, quick: bool) -> dict[str, Any]:
         levels, conversations, repetitions, warmup = (1, 5), {1: 1, 5: 5}, 1, 1
         ablation_conversations, ablation_repetitions = 5, 1
     else:
-        levels, conversations, repetitions, warmup = (1, 20, 100), {1: 10, 20: 100, 100: 100}, 3, 20
+        levels, conversations, repetitions, warmup = (1, 20, 100), {1: 10, 20: 100, 100: 100}, 5, 20
         ablation_conversations, ablation_repetitions = 50, 3
     results: dict[str, Any] = {
         "levels": levels,

@@ -22,7 +22,7 @@ from benchmarks.stream_bench import QUIET, UVICORN, generated_service
 
 # (label, path prefixes); the first label whose prefix matches a frame's file wins.
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
-    ("store: our SQL store, SQLAlchemy, aiosqlite", ("app/stores/", "sqlalchemy/", "aiosqlite/")),
+    ("store: our SQL store, SQLAlchemy, SQLite", ("app/stores/", "sqlalchemy/", "aiosqlite/", "sqlite3/")),
     ("ChatKit server (chatkit/server.py)", ("chatkit/server.py",)),
     ("ChatKit stream_agent_response, converter", ("chatkit/agents.py",)),
     ("ChatKit types and other", ("chatkit/",)),

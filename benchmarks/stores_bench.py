@@ -139,17 +139,28 @@ def load_statements(dialect: str, scale: Scale) -> list[str]:
     return statements
 
 
-async def timed(calls: int, action: Any) -> dict[str, float]:
+async def paired(calls: int, actions: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Median and p99 of each action, the actions taking turns call by call (in an order
+    that rotates), so a burst of other work on the machine hits them all alike."""
+    names = list(actions)
     for _ in range(max(3, calls // 10)):
-        await action()
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        await action()
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    index99 = min(len(samples) - 1, round(0.99 * (len(samples) - 1)))
-    return {"median_ms": 1000 * samples[len(samples) // 2], "p99_ms": 1000 * samples[index99]}
+        for name in names:
+            await actions[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(calls):
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            started = time.perf_counter()
+            await actions[name]()
+            samples[name].append(time.perf_counter() - started)
+    result = {}
+    for name, values in samples.items():
+        values.sort()
+        index99 = min(len(values) - 1, round(0.99 * (len(values) - 1)))
+        result[name] = {
+            "median_ms": 1000 * values[len(values) // 2],
+            "p99_ms": 1000 * values[index99],
+        }
+    return result
 
 
 async def measure_store(url: str, scale: Scale) -> dict[str, Any]:
@@ -216,70 +227,37 @@ async def measure_store(url: str, scale: Scale) -> dict[str, Any]:
         server = ChatServer(store, None, None, 50)  # type: ignore[arg-type]
         big_meta = await store.load_thread("thr_big", items_user)
         tiny_meta = await store.load_thread("thr_tiny", items_user)
+
         # Pages as the widget asks: 20 newest first (chatkit's default page size).
-        figures: dict[str, dict[str, dict[str, float]]] = {
+        def page(thread: str, cursor: str | None) -> Any:
+            return lambda: store.load_thread_items(thread, cursor, 20, "desc", items_user)
+
+        cases: dict[str, dict[str, Any]] = {
             "items.list, newest page (20)": {
-                "large": await timed(
-                    scale.calls,
-                    lambda: store.load_thread_items("thr_big", None, 20, "desc", items_user),
-                ),
-                "small": await timed(
-                    scale.calls,
-                    lambda: store.load_thread_items("thr_tiny", None, 20, "desc", items_user),
-                ),
+                "large": page("thr_big", None),
+                "small": page("thr_tiny", None),
             },
             "items.list, page after a cursor (20)": {
-                "large": await timed(
-                    scale.calls,
-                    lambda: store.load_thread_items("thr_big", middle_item, 20, "desc", items_user),
-                ),
-                "small": await timed(
-                    scale.calls,
-                    lambda: store.load_thread_items(
-                        "thr_tiny", "msg_tiny_5", 20, "desc", items_user
-                    ),
-                ),
+                "large": page("thr_big", middle_item),
+                "small": page("thr_tiny", "msg_tiny_5"),
             },
             "history in respond() (recent_items, 50)": {
-                "large": await timed(
-                    scale.calls, lambda: server.recent_items(big_meta, items_user)
-                ),
-                "small": await timed(
-                    scale.calls, lambda: server.recent_items(tiny_meta, items_user)
-                ),
+                "large": lambda: server.recent_items(big_meta, items_user),
+                "small": lambda: server.recent_items(tiny_meta, items_user),
             },
             "threads.list, first page (20)": {
-                "large": await timed(
-                    scale.calls, lambda: store.load_threads(20, None, "desc", large)
-                ),
-                "small": await timed(
-                    scale.calls, lambda: store.load_threads(20, None, "desc", small)
-                ),
+                "large": lambda: store.load_threads(20, None, "desc", large),
+                "small": lambda: store.load_threads(20, None, "desc", small),
             },
             "threads.list, page after a cursor (20)": {
-                "large": await timed(
-                    scale.calls, lambda: store.load_threads(20, middle_thread, "desc", large)
-                ),
-                "small": await timed(
-                    scale.calls, lambda: store.load_threads(20, "thr_small_5", "desc", small)
-                ),
+                "large": lambda: store.load_threads(20, middle_thread, "desc", large),
+                "small": lambda: store.load_threads(20, "thr_small_5", "desc", small),
             },
         }
+        figures = {label: await paired(scale.calls, pair) for label, pair in cases.items()}
         # Before the unique-id lookup (benchmarks.undo): the cursor page again.
-
         with undone("unique-id-lookup"):
-            before = {
-                "large": await timed(
-                    scale.calls,
-                    lambda: store.load_thread_items("thr_big", middle_item, 20, "desc", items_user),
-                ),
-                "small": await timed(
-                    scale.calls,
-                    lambda: store.load_thread_items(
-                        "thr_tiny", "msg_tiny_5", 20, "desc", items_user
-                    ),
-                ),
-            }
+            before = await paired(scale.calls, cases["items.list, page after a cursor (20)"])
 
         # What the store changes save per call, in this process (less noisy than a server).
         def new_item() -> Any:
@@ -304,10 +282,13 @@ async def measure_store(url: str, scale: Scale) -> dict[str, Any]:
         }
         per_call = {}
         for change, (label, action) in calls.items():
-            now = await timed(scale.calls, action)
-            with undone(change):
-                then = await timed(scale.calls, action)
-            per_call[change] = {"call": label, "now": now, "before": then}
+
+            async def before_change(action: Any = action, change: str = change) -> Any:
+                with undone(change):
+                    return await action()
+
+            timings = await paired(scale.calls, {"now": action, "before": before_change})
+            per_call[change] = {"call": label, **timings}
         cursor_lookup = select(items.c.seq, items.c.thread_id, items.c.user_id).where(
             items.c.id == middle_item
         )

@@ -111,6 +111,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary = {key: median([run[key] for run in runs]) for key in keys}
     summary["repetitions"] = len(runs)
     summary["turns"] = runs[0]["turns"]
+    summary["turns_per_s_range"] = (
+        min(run["turns_per_s"] for run in runs),
+        max(run["turns_per_s"] for run in runs),
+    )
     return summary
 
 

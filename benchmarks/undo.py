@@ -60,7 +60,7 @@ def _undo_one_query_page() -> None:
         # As before: the ownership check, the cursor, then the page: 2 queries per page.
         limit, direction = check_limit(limit), check_order(order)
         user_id = context.user_id
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             await self._require_thread(conn, thread_id, user_id)
             after_seq = None
             if after is not None:
@@ -132,16 +132,75 @@ def _undo_unique_id_lookup() -> None:
     sql.SQLStore._item_seq = staticmethod(_item_seq)  # type: ignore[method-assign, assignment]
 
 
+def _undo_inline_sqlite() -> None:
+    from contextlib import asynccontextmanager
+
+    from app.stores import sql
+    from app.stores.engine import SQLITE_WRITE_OPTION
+
+    init = sql.SQLStore.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if self._inline is not None:  # as before: every query through aiosqlite's thread
+            self._inline.dispose()
+        self._inline = self._inline_write = None
+
+    @asynccontextmanager
+    async def _write(self: Any) -> Any:
+        async with (
+            self._lock(),
+            self._engine.execution_options(**{SQLITE_WRITE_OPTION: True}).begin() as conn,
+        ):
+            yield conn
+
+    sql.SQLStore.__init__ = __init__  # type: ignore[method-assign]
+    sql.SQLStore._write = _write  # type: ignore[method-assign]
+
+
+def _undo_conversation_as_is() -> None:
+    import app.providers
+    from openai import AsyncOpenAI
+
+    # As before: the conversation goes through the openai client's request walk.
+    app.providers.ProviderClient = AsyncOpenAI  # type: ignore[misc]
+
+
+def _undo_frozen_startup_objects() -> None:
+    import gc
+
+    # As before: startup's objects stay in every full collection.
+    gc.freeze = lambda: None
+
+
 def _as_store_method(method: Any) -> Any:
     """Wrapped as the store's public methods are now (if they are), so only the change differs."""
     from app.stores import sql
 
-    return getattr(sql, "_finish_even_if_cancelled", lambda f: f)(method)
+    return getattr(sql, "_store_call", lambda f: f)(method)
 
 
 CHANGES: dict[str, Change] = {
     change.name: change
     for change in (
+        Change(
+            "inline-sqlite",
+            "SQLite queries run on the event loop through a synchronous engine; aiosqlite "
+            "sent every begin, execute, fetch and commit to its thread and back",
+            _undo_inline_sqlite,
+        ),
+        Change(
+            "conversation-as-is",
+            "`ProviderClient` sends the conversation through `extra_body`; the openai "
+            "client walked every history item through a union of some 25 types first",
+            _undo_conversation_as_is,
+        ),
+        Change(
+            "frozen-startup-objects",
+            "`gc.freeze()` after startup: full collections no longer walk the ~250,000 "
+            "objects of imports, schemas and the agent (about 140 ms each)",
+            _undo_frozen_startup_objects,
+        ),
         Change(
             "parse-once",
             "`ChatServer.process` parses with a request adapter built once per process; "
@@ -196,7 +255,7 @@ def _unshielded_store_calls() -> None:
 
     for name, value in list(vars(sql.SQLStore).items()):
         code = getattr(value, "__code__", None)
-        if code is not None and "_finish_even_if_cancelled" in code.co_qualname:
+        if code is not None and "_store_call" in code.co_qualname:
             setattr(sql.SQLStore, name, value.__wrapped__)
 
 
@@ -211,8 +270,8 @@ PROBES: dict[str, Probe] = {
         ),
         Probe(
             "unshielded-store",
-            "store calls without `_finish_even_if_cancelled` (each store call runs in a "
-            "task of its own so a dropped client cannot cut it off)",
+            "store calls without `_store_call` (each store call runs in a task of its own "
+            "so a dropped client cannot cut it off)",
             _unshielded_store_calls,
         ),
     )
