@@ -22,7 +22,10 @@ from benchmarks.stream_bench import QUIET, UVICORN, generated_service
 
 # (label, path prefixes); the first label whose prefix matches a frame's file wins.
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
-    ("store: our SQL store, SQLAlchemy, SQLite", ("app/stores/", "sqlalchemy/", "aiosqlite/", "sqlite3/")),
+    (
+        "store: our SQL store, SQLAlchemy, SQLite",
+        ("app/stores/", "sqlalchemy/", "aiosqlite/", "sqlite3/"),
+    ),
     ("ChatKit server (chatkit/server.py)", ("chatkit/server.py",)),
     ("ChatKit stream_agent_response, converter", ("chatkit/agents.py",)),
     ("ChatKit types and other", ("chatkit/",)),
@@ -34,6 +37,29 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("uvicorn (httptools protocol)", ("uvicorn/", "httptools/")),
 ]
 IDLE = "event loop (waiting for I/O, scheduling)"
+# Upstream code that both ChatKit servers run on every turn: (label, file, function).
+HOTSPOTS: list[tuple[str, str, str]] = [
+    (
+        "openai: each SSE event validated against the stream-event union (`construct_type`)",
+        "openai/_models.py",
+        "construct_type",
+    ),
+    (
+        "openai: the request walk over every parameter (`async_maybe_transform`)",
+        "openai/_utils/_transform.py",
+        "async_maybe_transform",
+    ),
+    (
+        "Agents SDK: a deep copy of the run's input (`RunState._clone_original_input`)",
+        "agents/run_state.py",
+        "_clone_original_input",
+    ),
+    (
+        "Agents SDK: a sandbox session manager built per run",
+        "agents/sandbox/runtime_session_manager.py",
+        "__init__",
+    ),
+]
 OTHER = "other (stdlib, logging, json...)"
 
 
@@ -102,6 +128,10 @@ def profile(service: Service, protocol: str, conversations: int, warmup: int) ->
         * inclusive(session, "pydantic/type_adapter.py", "__init__")
         / turns,
         "cpu_ms_per_turn": 1000 * session.cpu_time / turns,
+        "hotspots_ms_per_turn": {
+            label: 1000 * inclusive(session, path, function) / turns
+            for label, path, function in HOTSPOTS
+        },
         "tree": tree,
         "session": str(out),
     }
