@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from chatkit.widgets import Card, Text
 from pydantic import AnyUrl
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 
 from app.context import RequestContext
 from app.stores import (
@@ -772,6 +774,61 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
             assert (await conn.scalar(text("PRAGMA busy_timeout"))) == 5000
     finally:
         await store.close()
+
+
+@asynccontextmanager
+async def sqlite_store(path: Path) -> AsyncIterator[SQLStore]:
+    store = build_store(f"sqlite:///{path}")
+    assert isinstance(store, SQLStore)
+    try:
+        await store.start()
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def write_lock_of_another_process(path: Path) -> AsyncIterator[None]:
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # what another server process writing holds
+    try:
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
+async def test_sqlite_waits_for_another_process_with_the_loop_free(tmp_path: Path) -> None:
+    """Queries run on the event loop: waiting on the write lock must not block it."""
+    async with sqlite_store(tmp_path / "w.db") as store:
+        thread = await new_thread(store)
+        item = user_msg(store, thread, "written once the lock is free")
+        async with write_lock_of_another_process(tmp_path / "w.db"):
+            writing = asyncio.create_task(store.add_thread_item(thread.id, item, ALICE))
+            started = asyncio.get_running_loop().time()
+            for _ in range(30):  # the loop keeps ticking while the write waits
+                await asyncio.sleep(0.01)
+            assert asyncio.get_running_loop().time() - started < 2.0
+            assert not writing.done()
+            # Readers are not blocked by the writer (WAL).
+            assert (await store.load_thread(thread.id, ALICE)).title == "t"
+        await asyncio.wait_for(writing, timeout=5)
+        assert await all_item_ids(store, thread.id) == [item.id]
+
+
+async def test_sqlite_lock_held_too_long_fails_the_call_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.stores.sql.SQLITE_BUSY_TIMEOUT_MS", 200)
+    async with sqlite_store(tmp_path / "t.db") as store:
+        thread = await new_thread(store)
+        item = user_msg(store, thread)
+        async with write_lock_of_another_process(tmp_path / "t.db"):
+            with pytest.raises(OperationalError, match="database is locked"):
+                await asyncio.wait_for(store.add_thread_item(thread.id, item, ALICE), 5)
+        assert store.connections_in_use() == 0
+        await store.add_thread_item(thread.id, item, ALICE)  # and works once it is free
+        assert await all_item_ids(store, thread.id) == [item.id]
 
 
 async def test_concurrent_writers(sql_store_backend: StoreBackend) -> None:
