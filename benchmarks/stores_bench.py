@@ -41,6 +41,10 @@ class Scale:
     calls: int  # timed calls per figure
 
 
+# A thread of exactly one history page (the server's HISTORY_LIMIT): against the large
+# thread, both answers are the same size, so only the data size differs.
+HISTORY_PAGE = 50
+
 FULL = Scale(1_000_000, 100_000, 10, 1_000_000, 10_000, 10, 200)
 QUICK = Scale(2_000, 200, 10, 2_000, 200, 10, 20)
 
@@ -109,7 +113,7 @@ def load_statements(dialect: str, scale: Scale) -> list[str]:
         "INSERT INTO chatkit_threads (id, user_id, title, created_at, data) VALUES "
         + ", ".join(
             f"('{name}', 'usr_items', 'Bench', {now}, replace({thread_json}, '__ID__', '{name}'))"
-            for name in ("thr_big", "thr_tiny")
+            for name in ("thr_big", "thr_tiny", "thr_page")
         ),
     ]
     # Items: row i goes to the big thread when i % every_item == 0, otherwise to one of
@@ -135,6 +139,11 @@ def load_statements(dialect: str, scale: Scale) -> list[str]:
         + f"SELECT 'msg_tiny_' {cat} i, 'thr_tiny', 'usr_items', 'user_message', {now}, "
         + f"replace(replace({item_json}, '__ID__', 'msg_tiny_' {cat} i), '__THREAD__', 'thr_tiny') "
         + f"FROM {seq_sql(dialect, scale.small_thread_items)}",
+        with_series(dialect, HISTORY_PAGE)
+        + "INSERT INTO chatkit_items (id, thread_id, user_id, type, created_at, data) "
+        + f"SELECT 'msg_page_' {cat} i, 'thr_page', 'usr_items', 'user_message', {now}, "
+        + f"replace(replace({item_json}, '__ID__', 'msg_page_' {cat} i), '__THREAD__', 'thr_page') "
+        + f"FROM {seq_sql(dialect, HISTORY_PAGE)}",
     ]
     return statements
 
@@ -224,9 +233,10 @@ async def measure_store(url: str, scale: Scale) -> dict[str, Any]:
 
         items_user = RequestContext("usr_items")
         large, small = RequestContext("usr_large"), RequestContext("usr_small")
-        server = ChatServer(store, None, None, 50)  # type: ignore[arg-type]
+        server = ChatServer(store, None, None, HISTORY_PAGE)  # type: ignore[arg-type]
         big_meta = await store.load_thread("thr_big", items_user)
         tiny_meta = await store.load_thread("thr_tiny", items_user)
+        page_meta = await store.load_thread("thr_page", items_user)
 
         # Pages as the widget asks: 20 newest first (chatkit's default page size).
         def page(thread: str, cursor: str | None) -> Any:
@@ -255,6 +265,14 @@ async def measure_store(url: str, scale: Scale) -> dict[str, Any]:
             },
         }
         figures = {label: await paired(scale.calls, pair) for label, pair in cases.items()}
+        # The history again, against a thread of one full page: equal answers.
+        equal_answers = await paired(
+            scale.calls,
+            {
+                "large": lambda: server.recent_items(big_meta, items_user),
+                "small": lambda: server.recent_items(page_meta, items_user),
+            },
+        )
         # Before the unique-id lookup (benchmarks.undo): the cursor page again.
         with undone("unique-id-lookup"):
             before = await paired(scale.calls, cases["items.list, page after a cursor (20)"])
@@ -322,6 +340,7 @@ async def measure_store(url: str, scale: Scale) -> dict[str, Any]:
             "counts": counts,
             "figures": figures,
             "cursor_page_before_unique_id_lookup": before,
+            "history_equal_answers": equal_answers,
             "per_call_before_after": per_call,
             "plans": explained,
             "calls": scale.calls,
