@@ -157,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help=f"comma-separated sections of {', '.join(SECTIONS)}"
     )
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON")
+    parser.add_argument(
+        "--reference-template",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another cookiecutter template (a local checkout) to render with its defaults "
+        "in the same loop as ours, for comparison; repeatable",
+    )
     args = parser.parse_args(argv)
     only = [name for name in args.only.split(",") if name] or list(SECTIONS)
     if args.quick and not args.only:
@@ -165,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     output = args.output or (None if args.quick else DEFAULT_OUTPUT)
+    references: dict[str, Path] = {}
+    for reference in args.reference_template:
+        name, _, directory = reference.partition("=")
+        if not directory or not (Path(directory) / "cookiecutter.json").is_file():
+            parser.error(f"--reference-template {reference}: want NAME=DIR, DIR a template")
+        references[name] = Path(directory)
 
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -197,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             section_started = time.perf_counter()
             say(f"== {name}")
             if name == "render":
-                results[name] = render_bench.run(scratch, args.quick)
+                results[name] = render_bench.run(scratch, args.quick, references)
             elif name == "generate":
                 results[name] = generate_bench.run(scratch, args.quick)
             elif name == "stream":

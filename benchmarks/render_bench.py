@@ -106,6 +106,20 @@ def time_render(combo: dict[str, str], scratch: Path) -> dict[str, float]:
     }
 
 
+def time_reference(template: Path, scratch: Path) -> dict[str, float]:
+    """Another cookiecutter template with its defaults, timed the same way as ours."""
+    from cookiecutter.main import cookiecutter
+
+    out = Path(tempfile.mkdtemp(dir=scratch))
+    with hook_timer() as hooks, contextlib.redirect_stdout(None):
+        started = time.perf_counter()
+        cookiecutter(str(template), no_input=True, output_dir=str(out))
+        elapsed = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    pre, post = hooks.get("pre_gen_project", 0.0), hooks.get("post_gen_project", 0.0)
+    return {"total": elapsed, "pre_hook": pre, "post_hook": post, "files": elapsed - pre - post}
+
+
 def time_cli(scratch: Path) -> float:
     out = Path(tempfile.mkdtemp(dir=scratch))
     cookiecutter = str(Path(PYTHON).with_name("cookiecutter"))
@@ -121,14 +135,21 @@ def time_cli(scratch: Path) -> float:
     return elapsed
 
 
-def run(scratch: Path, quick: bool) -> dict[str, Any]:
+def run(scratch: Path, quick: bool, references: dict[str, Path] | None = None) -> dict[str, Any]:
+    """`references`: other templates (name -> local directory) timed in the same loop."""
+    references = references or {}
     repetitions = 1 if quick else 5
     combos = combinations(quick)
     time_render(combos[0], scratch)  # imports and caches, off the clock
+    for template in references.values():
+        time_reference(template, scratch)
     runs: dict[int, list[dict[str, float]]] = {index: [] for index in range(len(combos))}
+    reference_runs: dict[str, list[dict[str, float]]] = {name: [] for name in references}
     for _ in range(repetitions):
         for index, combo in enumerate(combos):  # interleaved, so drift hits all alike
             runs[index].append(time_render(combo, scratch))
+        for name, template in references.items():
+            reference_runs[name].append(time_reference(template, scratch))
     rows = []
     for index, combo in enumerate(combos):
         parts = {key: median([run[key] for run in runs[index]]) for key in runs[index][0]}
@@ -139,6 +160,10 @@ def run(scratch: Path, quick: bool) -> dict[str, Any]:
         "rows": rows,
         "median_of_medians": median([row["median"] for row in rows]),
         "worst_median": max(row["median"] for row in rows),
+        "references": {
+            name: {key: median([run[key] for run in timed]) for key in timed[0]}
+            for name, timed in reference_runs.items()
+        },
         "cli_default": median(cli),
         "cli_runs": cli,
     }

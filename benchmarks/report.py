@@ -280,7 +280,31 @@ def render_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         f"--no-input run_smoke_test=false`, takes {sec(data['cli_default'])} wall "
         f"(median of {len(data['cli_runs'])}): the rest is Python's start-up and cookiecutter's "
         "imports. The two hooks are two Python start-ups; the post-generation hook's static "
-        "checks compile every `.py` and parse every JSON/TOML/YAML file."
+        "checks compile every `.py` and parse every JSON/TOML/YAML file." + reference_part(data)
+    )
+
+
+def reference_part(data: dict[str, Any]) -> str:
+    references = data.get("references") or {}
+    if not references:
+        return ""
+    rows = [
+        [
+            name,
+            f"**{sec(parts['total'])}**",
+            sec(parts["pre_hook"]),
+            sec(parts["files"]),
+            sec(parts["post_hook"]),
+        ]
+        for name, parts in references.items()
+    ]
+    return (
+        "\n\nOther templates in the same loop, with their own defaults, timed the same way "
+        "(`--reference-template`; checkouts of their repositories, not part of this one), "
+        "to show this machine's speed against the figures the goal quotes:\n\n"
+        + table(
+            ["Template", "Render", "pre-gen hook", "files + cookiecutter", "post-gen hook"], rows
+        )
     )
 
 
