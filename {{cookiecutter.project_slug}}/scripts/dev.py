@@ -84,6 +84,9 @@ def main() -> int:
     env = {**os.environ, "BACKEND_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
     children: dict[str, subprocess.Popen[bytes]] = {}
     signal.signal(signal.SIGTERM, interrupt)  # a process manager's stop works like Ctrl-C
+    # Also when started from a script's background job, which inherits SIGINT ignored
+    # (as uvicorn does for itself): one Ctrl-C stops both, however make was started.
+    signal.signal(signal.SIGINT, interrupt)
     try:
         children["backend"] = start(
             "backend",
