@@ -10,6 +10,8 @@ Design notes:
   lock and begin IMMEDIATE (see engine.py) so they wait instead of failing.
 * SQLite queries run on the event loop through a synchronous engine
   (``create_inline_sqlite_engine``): microseconds each, cheaper than any thread hop.
+  The loop does wait for the rare long one: deleting a thread of thousands of items,
+  or the WAL checkpoint SQLite runs every ~1,000 written pages (milliseconds).
   A call never yields inside its transaction, and when another process holds the
   write lock the whole call is retried after an asyncio sleep (``_store_call``).
 """
