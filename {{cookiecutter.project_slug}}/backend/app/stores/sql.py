@@ -1,4 +1,4 @@
-"""One SQL store for SQLite (aiosqlite) and PostgreSQL (asyncpg), SQLAlchemy 2 Core.
+"""One SQL store for SQLite (sqlite3) and PostgreSQL (asyncpg), SQLAlchemy 2 Core.
 
 Design notes:
 * Every statement filters on ``user_id``; upserts carry an ``ON CONFLICT ... DO UPDATE
