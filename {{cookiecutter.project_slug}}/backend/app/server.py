@@ -95,9 +95,8 @@ class LoadedHistory:
             and (limit < len(newest) or self._whole_thread)
         ):
             data = newest[:limit]
-            return Page(
-                data=data, has_more=len(newest) > limit, after=data[-1].id if data else None
-            )
+            has_more = len(newest) > limit
+            return Page(data=data, has_more=has_more, after=data[-1].id if has_more else None)
         return await self._store.load_thread_items(thread_id, after, limit, order, context)
 
     def __getattr__(self, name: str) -> Any:

@@ -297,7 +297,8 @@ async def _collect_pages(
         page = await load(after, limit)
         pages.append(page)
         ids.extend(x.id for x in page.data)
-        assert page.after == (page.data[-1].id if page.data else None)
+        # The next page's cursor; None on the last page, as chatkit's own stores return.
+        assert page.after == (page.data[-1].id if page.has_more else None)
         if not page.has_more:
             return ids, pages
         after = page.after

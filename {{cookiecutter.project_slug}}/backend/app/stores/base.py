@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol, TypeVar
 
 from chatkit.store import Store
-from chatkit.types import Attachment, ThreadItem, ThreadMetadata
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
 
 from app.context import RequestContext
@@ -52,6 +53,24 @@ def check_limit(limit: int) -> int:
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     return min(limit, MAX_PAGE_SIZE)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Record = TypeVar("Record", bound=_HasId)
+
+
+def page_of(data: Sequence[Record], has_more: bool) -> Page[Record]:
+    """A page whose ``after`` is the cursor of the next one: None on the last page.
+
+    chatkit's own stores do the same, and its server follows ``after`` only while
+    ``has_more`` is true.
+    """
+    after = data[-1].id if has_more and data else None
+    return Page(data=list(data), has_more=has_more, after=after)
 
 
 class AppStore(FullUuidIds, Store[RequestContext], ABC):

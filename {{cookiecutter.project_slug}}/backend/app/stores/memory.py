@@ -24,6 +24,7 @@ from app.stores.base import (
     check_limit,
     check_order,
     item_json,
+    page_of,
     thread_json,
 )
 
@@ -117,7 +118,7 @@ class MemoryStore(AppStore):
         index = self._threads_by_user.get(context.user_id, _SeqIndex())
         ids, has_more = index.page(after_seq, check_limit(limit), check_order(order))
         data = [ThreadMetadata.model_validate_json(self._threads[i].json) for i in ids]
-        return Page(data=data, has_more=has_more, after=ids[-1] if ids else None)
+        return page_of(data, has_more)
 
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
         row = self._owned_thread(thread_id, context)
@@ -145,7 +146,7 @@ class MemoryStore(AppStore):
         index = self._items_by_thread.get(thread_id, _SeqIndex())
         ids, has_more = index.page(after_seq, check_limit(limit), check_order(order))
         data = [ITEM_ADAPTER.validate_json(self._items[i].json) for i in ids]
-        return Page(data=data, has_more=has_more, after=ids[-1] if ids else None)
+        return page_of(data, has_more)
 
     async def add_thread_item(
         self, thread_id: str, item: ThreadItem, context: RequestContext

@@ -58,6 +58,7 @@ from app.stores.base import (
     check_limit,
     check_order,
     item_json,
+    page_of,
     thread_json,
 )
 from app.stores.engine import (
@@ -360,7 +361,7 @@ class SQLStore(AppStore):
             query = threads_page_query(context.user_id, after_seq, limit, direction)
             rows = (await conn.execute(query)).all()
         data = [ThreadMetadata.model_validate_json(row.data) for row in rows[:limit]]
-        return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
+        return page_of(data, len(rows) > limit)
 
     @_store_call
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
@@ -415,7 +416,7 @@ class SQLStore(AppStore):
     @staticmethod
     def _items_page(rows: Sequence[Row[tuple[str, str]]], limit: int) -> Page[ThreadItem]:
         data = [ITEM_ADAPTER.validate_json(row.data) for row in rows[:limit]]
-        return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
+        return page_of(data, len(rows) > limit)
 
     async def add_thread_item(
         self, thread_id: str, item: ThreadItem, context: RequestContext
