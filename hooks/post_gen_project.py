@@ -1,29 +1,29 @@
-"""Shape the generated project to the answers, check it, then install and smoke-test it.
+"""Shape the generated project to the answers, then install and smoke-test it with the
+project's own commands.
 
-Which files a project gets is decided by the two tables below, and nowhere else.
+Which files a project gets is decided by the tables below, and nowhere else.
 
 Steps, each printed with its time:
-1. shape the tree (KEEP_WHEN, MOVES) and record the answers in `.cookiecutter.json`;
+1. shape the tree (the tables) and record the answers in `.cookiecutter.json`;
 2. write the git-ignored `.env` with a fresh SESSION_SECRET (tracked files stay
    deterministic: the same answers and template commit give the same bytes);
-3. static checks, always (well under a second): every `.py` compiles, JSON/TOML/YAML
-   parse, no template syntax is left outside `_copy_without_render`, and `.env.example`
-   names every field of `app.config.Settings`;
-4. unless switched off (`run_smoke_test=false`, or CHATKIT_TEMPLATE_SKIP_SMOKE=1 for CI
-   and scripted runs): create backend/.venv (uv when present, else venv + pip), install
-   the backend with its dev extras and run the project's own smoke test,
-   `python -m tests.smoke` (`make smoke`).
+3. unless switched off (`run_smoke_test=false`, or CHATKIT_TEMPLATE_SKIP_SMOKE=1 for CI
+   and scripted runs): `make install-backend` (uv sync --locked when uv is there, else
+   venv + pip) and the smoke test `make smoke` runs, `python -m tests.smoke`. These are
+   the commands a user runs by hand later, so the hook checks exactly what they get.
+
+The template's own QA (every file compiles and parses, no template syntax is left,
+`.env.example` names every setting) runs in the template's tests, not on users' machines.
 
 When cruft re-renders the template to compute `cruft update` / `cruft diff`, only step 1
 runs, silently: no `.env` (its random secret would show up as a change), no install.
 
 Failures never cost the user the new project:
-* an environmental failure (no network, no Python 3.11+, a failed install, PostgreSQL
-  down) keeps the project, prints a loud warning with the commands to run once fixed,
-  and exits 0;
-* a defect (a static check or the smoke test fails) prints a FAILED banner with the
-  failing step and its output, writes it to GENERATION_FAILED.txt, and still exits 0,
-  unless CHATKIT_TEMPLATE_STRICT=1 asks for exit status 1.
+* an environmental failure (no network, no Python 3.11+, no make, PostgreSQL down) keeps
+  the project, prints a loud warning with the commands to run once fixed, and exits 0;
+* a defect (the smoke test fails) prints a FAILED banner with its output, writes it to
+  GENERATION_FAILED.txt, and still exits 0, unless CHATKIT_TEMPLATE_STRICT=1 asks for
+  exit status 1.
 Why exit 0 on a defect: cookiecutter (and cruft, which calls it) deletes the whole
 project directory when a post-generation hook exits non-zero, unless the user happened
 to pass --keep-project-on-failure, which the hook cannot see. A non-zero exit would
@@ -36,10 +36,8 @@ CHATKIT_TEMPLATE_STRICT=1 (plus --keep-project-on-failure) to get a failing exit
 from __future__ import annotations
 
 import ast
-import fnmatch
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -64,6 +62,12 @@ KEEP_WHEN: dict[str, Callable[[Answers], bool]] = {
     ".github/workflows/ci-backend.yml": lambda a: a["frontend"] == "none",
 }
 
+# folder -> the folders it is copied into, file by file, where those survived KEEP_WHEN;
+# then the folder goes. The files both frontends share are written once, in the template.
+MERGES: dict[str, tuple[str, ...]] = {
+    "frontends/shared": ("frontends/nextjs", "frontends/vite"),
+}
+
 # path -> where it goes, for the paths that survived KEEP_WHEN.
 MOVES: dict[str, str] = {
     "frontends/nextjs": "frontend",
@@ -75,10 +79,6 @@ SKIP_SMOKE_ENV = "CHATKIT_TEMPLATE_SKIP_SMOKE"
 STRICT_ENV = "CHATKIT_TEMPLATE_STRICT"
 ANSWERS_FILE = ".cookiecutter.json"
 FAILURE_FILE = "GENERATION_FAILED.txt"
-SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".next", "dist"}
-# Template syntax, spelled so that Jinja does not take this file's own text for it.
-_VAR, _BLOCK = "{" + "{", "{" + "%"
-LEFTOVER = re.compile(re.escape(_VAR) + r"\s*cookiecutter|" + re.escape(_BLOCK) + r"-?\s")
 INSTALL_TIMEOUT = 1800
 SMOKE_TIMEOUT = 300
 BANNER = "=" * 78
@@ -114,6 +114,11 @@ def shape(root: Path, answers: Answers) -> None:
     for relative, keep in KEEP_WHEN.items():
         if not keep(answers):
             remove(root / relative)
+    for source, targets in MERGES.items():
+        for target in targets:
+            if (root / target).is_dir():
+                shutil.copytree(root / source, root / target, dirs_exist_ok=True)
+        remove(root / source)
     for source, target in MOVES.items():
         if (root / source).exists():
             (root / source).rename(root / target)
@@ -182,131 +187,6 @@ def cruft_rerender(answers: Answers, root: Path) -> bool:
     return parent.parent == temp and parent.name.startswith("tmp")
 
 
-# --- static checks -------------------------------------------------------------------
-
-
-def project_files(root: Path) -> list[Path]:
-    files = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if path.is_file() and not SKIP_DIRS.intersection(relative.parts):
-            files.append(path)
-    return files
-
-
-def copied_verbatim(relative: str, patterns: list[str]) -> bool:
-    """Whether the file came from a `_copy_without_render` path (MOVES undone)."""
-    candidates = [relative]
-    for source, target in MOVES.items():
-        if relative == target or relative.startswith(target + "/"):
-            candidates.append(source + relative[len(target) :])
-    # cookiecutter matches the patterns against paths relative to the project template
-    # directory, and a directory that matches is copied whole.
-    return any(
-        fnmatch.fnmatch(prefix, pattern)
-        for candidate in candidates
-        for prefix in _prefixes(candidate)
-        for pattern in patterns
-    )
-
-
-def _prefixes(relative: str) -> list[str]:
-    """`a/b/c` -> `a`, `a/b`, `a/b/c`."""
-    parts = relative.split("/")
-    return ["/".join(parts[: index + 1]) for index in range(len(parts))]
-
-
-def settings_fields(config_py: Path) -> list[str]:
-    """The fields of `app.config.Settings`, read from the source (nothing is imported)."""
-    tree = ast.parse(config_py.read_text(encoding="utf-8"), str(config_py))
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Settings":
-            return [
-                statement.target.id
-                for statement in node.body
-                if isinstance(statement, ast.AnnAssign)
-                and isinstance(statement.target, ast.Name)
-                and statement.target.id != "model_config"
-                and not statement.target.id.startswith("_")
-            ]
-    raise ValueError(f"{config_py} has no class Settings")
-
-
-def env_example_names(text: str) -> set[str]:
-    """Variables `.env.example` names, set (`NAME=`) or shown commented out (`# NAME=`)."""
-    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
-
-
-def static_checks(root: Path, answers: Answers) -> tuple[str, list[str]]:
-    """(summary, problems): compile, parse, look for template leftovers, compare settings."""
-    problems: list[str] = []
-    patterns = [str(p) for p in answers.get("_copy_without_render", []) or []]  # type: ignore[union-attr]
-    counts = {"py": 0, "data": 0, "text": 0}
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11 runs cookiecutter: TOML goes unchecked.
-        tomllib = None  # type: ignore[assignment]
-    try:
-        import yaml
-    except ImportError:  # cookiecutter depends on PyYAML, so this is unexpected.
-        yaml = None  # type: ignore[assignment]
-
-    for path in project_files(root):
-        relative = path.relative_to(root).as_posix()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue  # binary
-        try:
-            if path.suffix == ".py":
-                compile(text, relative, "exec", dont_inherit=True)
-                counts["py"] += 1
-            elif path.suffix == ".json":
-                json.loads(text)
-                counts["data"] += 1
-            elif path.suffix == ".toml" and tomllib is not None:
-                tomllib.loads(text)
-                counts["data"] += 1
-            elif path.suffix in (".yml", ".yaml") and yaml is not None:
-                list(yaml.safe_load_all(text))
-                counts["data"] += 1
-        except SyntaxError as error:
-            problems.append(f"{relative}:{error.lineno}: does not compile: {error.msg}")
-        except Exception as error:
-            problems.append(f"{relative}: does not parse: {error}")
-        if not copied_verbatim(relative, patterns):
-            counts["text"] += 1
-            match = LEFTOVER.search(text)
-            if match:
-                line = text.count("\n", 0, match.start()) + 1
-                problems.append(f"{relative}:{line}: unrendered template syntax")
-
-    config_py = root / "backend" / "app" / "config.py"
-    env_example = root / ".env.example"
-    fields: list[str] = []
-    try:
-        fields = settings_fields(config_py)
-        missing = sorted(
-            name.upper()
-            for name in fields
-            if name.upper() not in env_example_names(env_example.read_text(encoding="utf-8"))
-        )
-        if missing:
-            problems.append(
-                f".env.example does not name {', '.join(missing)}, which "
-                "backend/app/config.py (Settings) reads: add a line for each"
-            )
-    except (OSError, SyntaxError, ValueError) as error:
-        problems.append(f"cannot compare .env.example with the settings: {error}")
-
-    summary = (
-        f"{counts['py']} .py compile, {counts['data']} JSON/TOML/YAML parse, "
-        f"{counts['text']} rendered files free of template syntax, "
-        f".env.example names all {len(fields)} settings"
-    )
-    return summary, problems
-
-
 # --- install and smoke test ------------------------------------------------------------
 
 
@@ -326,14 +206,8 @@ def smoke_switched_off(answers: Answers) -> str | None:
     return None
 
 
-def venv_python(venv: Path) -> Path:
-    if os.name == "nt":
-        return venv / "Scripts" / "python.exe"
-    return venv / "bin" / "python"
-
-
 def python_311() -> str | None:
-    """A Python 3.11+ to build the venv from: the one running cookiecutter, or one on PATH."""
+    """A Python 3.11+ for backend/.venv: the one running cookiecutter, or one on PATH."""
     if sys.version_info >= (3, 11):  # noqa: UP036 (cookiecutter may run on an older one)
         return sys.executable
     for name in ("python3.13", "python3.12", "python3.11", "python3", "python"):
@@ -351,31 +225,23 @@ def python_311() -> str | None:
     return None
 
 
-def run_quiet(command: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
+def run(command: list[str], cwd: Path, timeout: float, echo: bool) -> tuple[int, str]:
+    """Run, echoing each output line indented as it comes when asked; (status, output)."""
+    lines: list[str] = []
     try:
-        result = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        process = subprocess.Popen(
+            command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-    except subprocess.TimeoutExpired as error:
-        return -1, f"timed out after {timeout:.0f} s\n{error.output or ''}"
     except OSError as error:
         return -1, str(error)
-    return result.returncode, result.stdout + result.stderr
-
-
-def run_streamed(command: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
-    """Run, echoing each output line indented as it comes; returns (status, output)."""
-    lines: list[str] = []
-    process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
     timer = threading.Timer(timeout, process.kill)
     timer.start()
     try:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
-            print(f"      | {line.rstrip()}", flush=True)
+            if echo:
+                print(f"      | {line.rstrip()}", flush=True)
         status = process.wait()
     finally:
         timer.cancel()
@@ -388,52 +254,47 @@ def tail(output: str, lines: int = 40) -> str:
     return "\n".join(output.strip().splitlines()[-lines:])
 
 
-def create_venv(backend: Path) -> str:
-    venv = backend / ".venv"
+def install_backend(root: Path) -> str:
+    """`make install-backend`: the project's own install, the one its README gives."""
+    retry = ["make install", "make smoke"]
+    make = shutil.which("make")
+    if make is None:
+        raise EnvironmentProblem(
+            "install the backend",
+            "`make` is not installed",
+            [
+                "install make (Debian/Ubuntu: apt-get install make; macOS: xcode-select --install)",
+                *retry,
+            ],
+        )
     uv = shutil.which("uv")
     python = python_311()
-    retry = ["make install", "make smoke"]
-    if uv:
-        command = [uv, "venv", "--allow-existing", "--python", python or "3.11", str(venv)]
-        tool = "uv venv"
-    elif python:
-        command = [python, "-m", "venv", str(venv)]
-        tool = "python -m venv"
-    else:
+    if uv is None and python is None:
         raise EnvironmentProblem(
-            "create backend/.venv",
+            "install the backend",
             "no Python 3.11+ found (and no uv to fetch one)",
             ["install Python 3.11+ or uv (https://docs.astral.sh/uv/)", *retry],
         )
-    status, output = run_quiet(command, backend, INSTALL_TIMEOUT)
-    if status != 0:
-        raise EnvironmentProblem(
-            "create backend/.venv", f"`{' '.join(command)}` failed", retry, output
-        )
-    return tool
-
-
-def install_backend(backend: Path) -> str:
-    python = str(venv_python(backend / ".venv"))
-    uv = shutil.which("uv")
-    if uv:
-        command = [uv, "pip", "install", "--python", python, "-e", ".[dev]"]
-    else:
-        command = [python, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[dev]"]
-    status, output = run_quiet(command, backend, INSTALL_TIMEOUT)
+    command = [make, "--no-print-directory", "install-backend"]
+    if python is not None:
+        command.append(f"PYTHON={python}")
+    status, output = run(command, root, INSTALL_TIMEOUT, echo=False)
     if status != 0:
         raise EnvironmentProblem(
             "install the backend",
-            "the install failed (no network, or the package index is unreachable?)",
-            ["make install", "make smoke"],
+            "`make install-backend` failed (no network, or the package index is unreachable?)",
+            retry,
             output,
         )
-    return "uv pip" if uv else "pip"
+    return "uv sync --locked" if uv else "python -m venv and pip"
 
 
-def smoke_test(backend: Path) -> None:
-    command = [str(venv_python(backend / ".venv")), "-m", "tests.smoke"]
-    status, output = run_streamed(command, backend, SMOKE_TIMEOUT)
+def smoke_test(root: Path) -> None:
+    """What `make smoke` runs, called directly: make would fold exit 2 (cannot run) into 2."""
+    backend = root / "backend"
+    python = backend / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    command = [str(python), "-m", "tests.smoke"]
+    status, output = run(command, backend, SMOKE_TIMEOUT, echo=True)
     if status == 2:
         raise EnvironmentProblem(
             "smoke test", "the smoke test could not run here", ["make smoke"], output
@@ -534,9 +395,6 @@ def main() -> int:
     if cruft_rerender(answers, root):
         shape(root, answers)
         record_answers(root, answers)
-        _, problems = static_checks(root, answers)
-        for problem in problems:
-            print(f"template check: {problem}", file=sys.stderr)
         return 0
 
     progress = Progress()
@@ -551,27 +409,19 @@ def main() -> int:
 
     installed = False
     try:
-        began = time.perf_counter()
-        summary, problems = static_checks(root, answers)
-        if problems:
-            raise Defect("static checks", f"{len(problems)} problem(s)", "\n".join(problems))
-        print(f"  ok   static checks: {summary} ({time.perf_counter() - began:.2f} s)", flush=True)
-
         why_not = smoke_switched_off(answers)
         if why_not:
             progress.skipped("install and smoke test", why_not)
         else:
-            backend = root / "backend"
-            progress.step("create backend/.venv", lambda: create_venv(backend), slow=True)
             progress.step(
-                "install the backend with its dev extras",
-                lambda: install_backend(backend),
+                "install the backend (make install-backend)",
+                lambda: install_backend(root),
                 slow=True,
             )
             installed = True
             progress.step(
-                "smoke test: two turns through the fake provider",
-                lambda: smoke_test(backend),
+                "smoke test (make smoke): two turns through the fake provider",
+                lambda: smoke_test(root),
                 slow=True,
             )
     except EnvironmentProblem as problem:
