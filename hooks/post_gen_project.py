@@ -35,7 +35,7 @@ CHATKIT_TEMPLATE_STRICT=1 (plus --keep-project-on-failure) to get a failing exit
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 import json
 import os
 import secrets
@@ -328,25 +328,20 @@ class Progress:
 
 
 def key_variable(root: Path, provider: str) -> str | None:
-    """The API key variable of `provider`, read from the PROVIDERS table in providers.py."""
+    """The key variable `provider` needs, from the project's own provider table (a
+    standard-library module, so cookiecutter's Python can load it); None when optional."""
+    path = root / "backend" / "app" / "provider_table.py"
+    spec = importlib.util.spec_from_file_location("provider_table", path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     try:
-        tree = ast.parse((root / "backend" / "app" / "providers.py").read_text(encoding="utf-8"))
+        spec.loader.exec_module(module)
     except (OSError, SyntaxError):
         return None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Provider":
-            values = [arg.value for arg in node.args if isinstance(arg, ast.Constant)]
-            if len(values) >= 4 and values[0] == provider:
-                required = next(
-                    (
-                        kw.value.value
-                        for kw in node.keywords
-                        if kw.arg == "key_required" and isinstance(kw.value, ast.Constant)
-                    ),
-                    True,
-                )
-                return str(values[3]) if required else None
-    return None
+    row = module.PROVIDERS.get(provider)
+    return str(row.key_variable) if row is not None and row.key_required else None
 
 
 def next_steps(root: Path, answers: Answers, installed: bool) -> list[str]:

@@ -253,3 +253,39 @@ def test_makefile_has_every_target_and_follows_the_frontend(
     ).stdout
     assert all(f"make {target}" in help_text for target in TARGETS if target != "install")
     assert ("stops both" in help_text) == (frontend != "none")
+
+
+# --- the lock and pre-commit ------------------------------------------------------------
+
+
+def test_the_lock_is_current_whatever_the_project_is_called(tmp_path: Path) -> None:
+    # The package name is fixed, so one committed uv.lock serves every project name.
+    project = generate(tmp_path, project_name="Zebra Support Desk", frontend="none").project
+    backend = project / "backend"
+    assert project.name == "zebra_support_desk"
+    result = subprocess.run(
+        [find_tool("uv"), "lock", "--check"], cwd=backend, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (backend / "uv.lock").read_bytes() == (
+        TEMPLATE / PROJECT_DIR / "backend" / "uv.lock"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("config", ["template", "project"])
+def test_pre_commit_configs_are_valid_and_use_only_local_tools(config: str) -> None:
+    path = TEMPLATE / (PROJECT_DIR if config == "project" else "") / ".pre-commit-config.yaml"
+    result = subprocess.run(
+        [find_tool("pre-commit"), "validate-config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Local hooks run the pinned tools and need no download of hook repositories.
+    repos = yaml.safe_load(path.read_text())["repos"]
+    assert [repo["repo"] for repo in repos] == ["local"]
+    ids = {hook["id"] for hook in repos[0]["hooks"]}
+    assert {"ruff-check", "ruff-format"} <= ids
+    if config == "project":
+        assert {"mypy", "uv-lock", "frontend-lint"} <= ids
