@@ -1,5 +1,7 @@
-"""The Next.js and Vite frontends: rendered verbatim, installed with `npm ci`, linted,
-typechecked and built; the build carries the public settings and no backend secret.
+"""The Next.js and Vite frontends: rendered verbatim (each framework's shell plus the
+shared files), installed with `npm ci`, linted, typechecked and built; the build carries
+the public settings and no backend secret. tests/test_frontend_source.py keeps the
+shells and the shared files in step.
 
 npm downloads come from npm's own cache (~/.npm) after the first run. Each frontend is
 installed and built once per session (tests/browser_support/frontend_build.py) and the
@@ -17,18 +19,19 @@ import pytest
 
 from tests.browser_support.frontend_build import (
     FRONTENDS,
+    SHARED,
     SKIP_IN_OUTPUT,
     TEMPLATE_DIR,
+    TEMPLATE_FRONTENDS,
     FrontendBuild,
     digest,
     files_containing,
+    frontend_files,
     get_build,
     render,
 )
 
-TEMPLATE_FRONTENDS = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "frontends"
 RENDERED_FILE = "site.config.json"  # the one file per frontend that carries the answers
-LOCAL_ONLY = {"node_modules", ".next", "dist", "next-env.d.ts", "tsconfig.tsbuildinfo"}
 SOURCE_SUFFIXES = {".ts", ".tsx", ".mjs", ".js", ".css", ".html", ".json"}
 ALLOWED_REMOTE_URLS = {
     "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js",
@@ -42,15 +45,6 @@ REQUIRED_SCRIPTS = {
 pytestmark = pytest.mark.parametrize("kind", FRONTENDS)
 
 
-def template_files(kind: str) -> dict[str, Path]:
-    root = TEMPLATE_FRONTENDS / kind
-    return {
-        str(path.relative_to(root)): path
-        for path in root.rglob("*")
-        if path.is_file() and not LOCAL_ONLY.intersection(path.relative_to(root).parts)
-    }
-
-
 @pytest.fixture
 def build(kind: str, tmp_path_factory: pytest.TempPathFactory) -> FrontendBuild:
     return get_build(kind, tmp_path_factory)
@@ -60,26 +54,29 @@ def build(kind: str, tmp_path_factory: pytest.TempPathFactory) -> FrontendBuild:
 
 
 def test_only_the_config_file_is_rendered(kind: str) -> None:
-    """Every frontend file but site.config.json is in `_copy_without_render`.
+    """Every frontend file, shell or shared, but site.config.json is in `_copy_without_render`.
 
     JSX and TS may hold `{{` at any time; they must never go through Jinja. Paths are
     matched the way cookiecutter does: relative to the project template directory.
     """
     patterns = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_copy_without_render"]
     project_template = TEMPLATE_FRONTENDS.parent
-    paths = [str(path.relative_to(project_template)) for path in template_files(kind).values()]
+    paths = [str(path.relative_to(project_template)) for path in frontend_files(kind).values()]
     rendered = [p for p in paths if not any(fnmatch.fnmatch(p, pattern) for pattern in patterns)]
-    assert rendered == [f"frontends/{kind}/{RENDERED_FILE}"]
+    assert rendered == [f"frontends/{SHARED}/{RENDERED_FILE}"]
 
 
 def test_rendered_frontend_is_the_template_verbatim(kind: str, tmp_path: Path) -> None:
-    """Copied byte for byte, moved to frontend/; only site.config.json carries answers."""
+    """The shell and every shared file, byte for byte, in frontend/; only site.config.json
+    carries answers. No frontends/ folder is left behind."""
     frontend = render(kind, tmp_path) / "frontend"
     assert frontend.is_dir()
     assert not (frontend.parent / "frontends").exists()
-    expected = template_files(kind)
+    expected = frontend_files(kind)
     rendered = {
-        str(path.relative_to(frontend)): path for path in frontend.rglob("*") if path.is_file()
+        path.relative_to(frontend).as_posix(): path
+        for path in frontend.rglob("*")
+        if path.is_file()
     }
     assert set(rendered) == set(expected)
     changed = [
@@ -105,23 +102,23 @@ def test_answers_reach_the_frontend_as_json(kind: str, tmp_path: Path) -> None:
 
 
 def test_lockfile_is_reproducible_and_registry_neutral(kind: str) -> None:
-    root = TEMPLATE_FRONTENDS / kind
-    package = json.loads((root / "package.json").read_text())
-    lock = json.loads((root / "package-lock.json").read_text())
+    files = frontend_files(kind)
+    package = json.loads(files["package.json"].read_text())
+    lock = json.loads(files["package-lock.json"].read_text())
     assert lock["lockfileVersion"] == 3
     assert lock["packages"][""]["dependencies"] == package["dependencies"]
     assert lock["packages"][""]["devDependencies"] == package["devDependencies"]
-    assert '"resolved"' not in (root / "package-lock.json").read_text()
-    assert "omit-lockfile-registry-resolved=true" in (root / ".npmrc").read_text()
+    assert '"resolved"' not in files["package-lock.json"].read_text()
+    assert "omit-lockfile-registry-resolved=true" in files[".npmrc"].read_text()
     assert REQUIRED_SCRIPTS[kind] <= set(package["scripts"])
     assert "next lint" not in json.dumps(package["scripts"])
-    assert (root / "eslint.config.mjs").is_file()
+    assert "eslint.config.mjs" in files
 
 
 def test_sources_load_nothing_remote_but_the_chatkit_script(kind: str) -> None:
     """Builds offline from the npm registry: no Google fonts, no remote images."""
     urls: set[str] = set()
-    for name, path in template_files(kind).items():
+    for name, path in frontend_files(kind).items():
         if path.suffix not in SOURCE_SUFFIXES or name == "package-lock.json":
             continue
         text = path.read_text()

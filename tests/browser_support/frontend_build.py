@@ -24,6 +24,12 @@ from cookiecutter.main import cookiecutter
 # TEMPLATE_UNDER_TEST: render another checkout (e.g. a clean copy) instead of this one.
 TEMPLATE_DIR = Path(os.environ.get("TEMPLATE_UNDER_TEST") or Path(__file__).resolve().parents[2])
 FRONTENDS = ("nextjs", "vite")
+# The template's frontend folders: one shell per framework, and what they share, which the
+# post-generation hook copies into the chosen shell before it becomes frontend/.
+TEMPLATE_FRONTENDS = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "frontends"
+SHARED = "shared"
+# Made by npm and the builds, never part of the template.
+LOCAL_ONLY = {"node_modules", ".next", "dist", "next-env.d.ts", "tsconfig.tsbuildinfo"}
 
 # What each frontend calls its build-time variables and where its build goes.
 ENV_PREFIX = {"nextjs": "NEXT_PUBLIC_", "vite": "VITE_"}
@@ -130,6 +136,21 @@ class FrontendBuild:
             where = f"`{step.command}` exited {result.returncode} in {self.frontend_dir}"
             raise AssertionError(f"{where}\n{output[-12000:]}")
         return step
+
+
+def template_files(folder: str) -> dict[str, Path]:
+    """Files of `frontends/<folder>` in the template, by their path inside `frontend/`."""
+    root = TEMPLATE_FRONTENDS / folder
+    return {
+        path.relative_to(root).as_posix(): path
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not LOCAL_ONLY.intersection(path.relative_to(root).parts)
+    }
+
+
+def frontend_files(kind: str) -> dict[str, Path]:
+    """Where each file of the generated `frontend/` for `kind` comes from in the template."""
+    return {**template_files(kind), **template_files(SHARED)}
 
 
 def render(kind: str, output_dir: Path, **answers: object) -> Path:

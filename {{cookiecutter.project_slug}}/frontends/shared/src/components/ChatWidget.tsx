@@ -1,6 +1,8 @@
+"use client"; // Rendered in the browser; bundlers without server components ignore this line.
+
 import { ChatKit, useChatKit } from "@openai/chatkit-react";
 import { useRef, useState } from "react";
-import { readStoredThread, storeThread, useColorScheme } from "../lib/browser";
+import { readStoredThread, storeThread, useColorScheme, useHostname } from "../lib/browser";
 import { CHATKIT_API_URL, SITE, resolveDomainKey } from "../lib/chatkit-config";
 import { chatkitProblem, missingKeyProblem, scriptProblem } from "../lib/chatkit-errors";
 import { useChatKitScript, type ScriptStatus } from "../lib/chatkit-script";
@@ -10,9 +12,10 @@ import { ProblemNotice } from "./ProblemNotice";
 const fetchWithCookies: typeof fetch = (input, init) => fetch(input, { ...init, credentials: "include" });
 
 export function ChatWidget() {
-  const hostname = window.location.hostname;
+  const hostname = useHostname();
   const scriptStatus = useChatKitScript();
 
+  if (hostname === null) return <div className="chat-shell" aria-busy="true" />;
   const domainKey = resolveDomainKey(hostname);
   if (domainKey === null) {
     return (

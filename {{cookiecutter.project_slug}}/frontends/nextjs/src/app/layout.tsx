@@ -1,8 +1,8 @@
 import type { Metadata, Viewport } from "next";
 import type { ReactNode } from "react";
-import { ChatKitScript } from "@/components/ChatKitScript";
-import { SITE } from "@/lib/chatkit-config";
-import "./globals.css";
+import { ChatKitScript } from "../components/ChatKitScript";
+import { SITE } from "../lib/chatkit-config";
+import "../styles.css";
 
 export const metadata: Metadata = {
   title: SITE.projectName,

@@ -1,5 +1,16 @@
 import { useSyncExternalStore } from "react";
 
+const noSubscription = () => () => {};
+
+/** The page's hostname; `null` only while a server renders the page, and during hydration. */
+export function useHostname(): string | null {
+  return useSyncExternalStore(
+    noSubscription,
+    () => window.location.hostname,
+    () => null,
+  );
+}
+
 const DARK_QUERY = "(prefers-color-scheme: dark)";
 
 function subscribeToColorScheme(onChange: () => void): () => void {

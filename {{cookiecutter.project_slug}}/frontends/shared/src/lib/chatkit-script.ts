@@ -2,10 +2,11 @@ import { useEffect, useState } from "react";
 
 export type ScriptStatus = "loading" | "ready" | "error" | "timeout";
 
-// Shared between <ChatKitScript> (which sees the load error) and the widget.
+// Whatever adds the script tag sees its load error and reports it here; the widget listens.
 let scriptFailed = false;
 const failureListeners = new Set<() => void>();
 
+/** Called when the CDN script fails to load. */
 export function markChatKitScriptFailed(): void {
   scriptFailed = true;
   failureListeners.forEach((listener) => listener());

@@ -1,7 +1,8 @@
-import { ChatWidget } from "./components/ChatWidget";
-import { SITE } from "./lib/chatkit-config";
+import { SITE } from "../lib/chatkit-config";
+import { ChatWidget } from "./ChatWidget";
 
-export function App() {
+/** The whole page: the project's name and description above the chat. */
+export function ChatPage() {
   return (
     <main className="page">
       <header className="page-header">

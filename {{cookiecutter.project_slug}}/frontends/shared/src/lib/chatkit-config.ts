@@ -1,5 +1,6 @@
 import type { StartScreenPrompt } from "@openai/chatkit-react";
-import site from "../site.config.json";
+import site from "../../site.config.json";
+import { CONFIGURED_API_URL, CONFIGURED_DOMAIN_KEY } from "./public-env";
 
 /** The ChatKit UI script. It is only served by OpenAI's CDN; no npm package bundles it. */
 export const CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js";
@@ -8,18 +9,13 @@ export const CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/c
 export const DOMAIN_ALLOWLIST_URL =
   "https://platform.openai.com/settings/organization/security/domain-allowlist";
 
-/** The variable that takes the domain key (named in the messages shown to users). */
-export const DOMAIN_KEY_VARIABLE = "NEXT_PUBLIC_CHATKIT_DOMAIN_KEY";
-
 /** Any key passes domain verification on localhost and local IPs; this one is only used there. */
 export const LOCAL_DEV_DOMAIN_KEY = "domain_pk_localhost_dev";
 
-// Next.js inlines NEXT_PUBLIC_* values at build time; nothing else reaches the browser.
-const configuredApiUrl = process.env.NEXT_PUBLIC_CHATKIT_API_URL?.trim();
-const configuredDomainKey = process.env.NEXT_PUBLIC_CHATKIT_DOMAIN_KEY?.trim();
+const configuredDomainKey = CONFIGURED_DOMAIN_KEY?.trim();
 
-/** Same-origin by default: the Next.js server proxies /chatkit to the backend. */
-export const CHATKIT_API_URL = configuredApiUrl || "/chatkit";
+/** Same-origin by default: the frontend's own server proxies /chatkit to the backend. */
+export const CHATKIT_API_URL = CONFIGURED_API_URL?.trim() || "/chatkit";
 
 export const SITE = {
   projectName: site.projectName,

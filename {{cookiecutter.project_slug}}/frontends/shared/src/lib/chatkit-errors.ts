@@ -1,4 +1,5 @@
-import { DOMAIN_ALLOWLIST_URL, DOMAIN_KEY_VARIABLE } from "./chatkit-config";
+import { DOMAIN_ALLOWLIST_URL } from "./chatkit-config";
+import { DOMAIN_KEY_VARIABLE } from "./public-env";
 
 export type Problem = {
   title: string;

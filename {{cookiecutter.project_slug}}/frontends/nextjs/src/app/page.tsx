@@ -1,0 +1,5 @@
+import { ChatPage } from "../components/ChatPage";
+
+export default function Home() {
+  return <ChatPage />;
+}

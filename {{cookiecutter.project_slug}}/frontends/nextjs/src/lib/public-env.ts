@@ -1,0 +1,14 @@
+/**
+ * The build-time settings, read the Next.js way: `next build` inlines each
+ * `process.env.NEXT_PUBLIC_*` named in full below into the browser bundle; no other
+ * variable reaches the browser. The rest of src/ reads them only through this module.
+ */
+
+/** The variable that takes the domain key (named in the messages shown to users). */
+export const DOMAIN_KEY_VARIABLE = "NEXT_PUBLIC_CHATKIT_DOMAIN_KEY";
+
+/** Where the browser sends ChatKit requests; unset means /chatkit. */
+export const CONFIGURED_API_URL: string | undefined = process.env.NEXT_PUBLIC_CHATKIT_API_URL;
+
+/** The domain key; unset means the local-development value, on local hosts only. */
+export const CONFIGURED_DOMAIN_KEY: string | undefined = process.env.NEXT_PUBLIC_CHATKIT_DOMAIN_KEY;
