@@ -20,18 +20,13 @@ from typing import Any
 
 import httpx
 
+from tests import provider_table
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 SKIP_SMOKE = {"CHATKIT_TEMPLATE_SKIP_SMOKE": "1"}
 # The provider keys a generated backend may read; every one gets the dummy key.
-KEY_VARIABLES = (
-    "OPENAI_API_KEY",
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "LLM_API_KEY",
-)
+KEY_VARIABLES = provider_table.KEY_VARIABLES
 
 
 def say(message: str) -> None:

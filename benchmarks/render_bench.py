@@ -9,6 +9,7 @@ and imports included, is measured for the defaults too.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -21,18 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import PYTHON, SKIP_SMOKE, TEMPLATE, median, render_with_output
+from tests import provider_table
 
-PROVIDERS = (
-    "openai",
-    "openrouter",
-    "gemini",
-    "anthropic",
-    "ollama",
-    "azure_openai",
-    "openai_compatible",
-)
-STORES = ("sqlite", "postgres", "memory")
-FRONTENDS = ("nextjs", "vite", "none")
+CHOICES = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+PROVIDERS: list[str] = CHOICES["llm_provider"]
+STORES: list[str] = CHOICES["store_backend"]
+FRONTENDS: list[str] = CHOICES["frontend"]
 
 
 def combinations(quick: bool) -> list[dict[str, str]]:
@@ -55,7 +50,7 @@ def combinations(quick: bool) -> list[dict[str, str]]:
 
 def answers_for(combo: dict[str, str]) -> dict[str, str]:
     extra = {}
-    if combo["llm_provider"] in ("azure_openai", "openai_compatible"):
+    if combo["llm_provider"] in provider_table.NEEDS_BASE_URL:
         extra["llm_base_url"] = "https://llm.example.com/v1"
     return {**combo, **extra}
 

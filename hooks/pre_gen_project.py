@@ -2,30 +2,61 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import sys
+from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlsplit
 
 ANSWERS: dict[str, object] = json.loads({{cookiecutter | jsonify | tojson}})
 
-PROVIDERS = (
-    "openai",
-    "openrouter",
-    "gemini",
-    "anthropic",
-    "ollama",
-    "azure_openai",
-    "openai_compatible",
-)
-NEEDS_BASE_URL = ("azure_openai", "openai_compatible")
+# The provider table is the generated backend's own module (standard library only).
+TABLE_GLOB = "*cookiecutter.project_slug*/backend/app/provider_table.py"
 STORES = ("sqlite", "postgres", "memory")
 FRONTENDS = ("nextjs", "vite", "none")
-ROUTING_PREFIXES = ("litellm/", "openrouter/")
-PREFIXED_MODELS_ALLOWED = ("openrouter/auto",)
 SLUG = re.compile(r"[a-z][a-z0-9_]*")
 # Names that would shadow the standard library or the project's own packages.
 RESERVED_SLUGS = {"app", "tests", "chatkit", "agents", "openai", "test", "site", "json"}
+
+
+def template_dirs(answers: dict[str, object]) -> list[Path]:
+    """Where the template may be, most exact first.
+
+    cookiecutter's `_repo_dir` may be relative to where it was started ($PWD), while
+    this hook runs in the new project's directory. cruft names no directory, but
+    cookiecutter runs hooks from inside the template, so on Linux the parent process's
+    working directory is it; cruft's `_template` is a last resort when it is local.
+    """
+    candidates: list[Path] = []
+    repo_dir = answers.get("_repo_dir")
+    if isinstance(repo_dir, str) and repo_dir:
+        candidates.append(Path(os.environ.get("PWD", ".")) / Path(repo_dir).expanduser())
+    candidates.append(Path(f"/proc/{os.getppid()}/cwd"))
+    template = answers.get("_template")
+    if isinstance(template, str) and template:
+        candidates.append(Path(os.environ.get("PWD", ".")) / Path(template).expanduser())
+    return [path for path in candidates if path.is_dir()]
+
+
+def load_provider_table(answers: dict[str, object]) -> ModuleType | None:
+    """The template's provider table, or None where none of those places has it.
+
+    Then only cruft can be rendering, from a clone it does not name: its answers were
+    checked when first given, and the backend checks the provider settings at start-up.
+    """
+    for template in template_dirs(answers):
+        for path in sorted(template.glob(TABLE_GLOB)):
+            spec = importlib.util.spec_from_file_location("provider_table", path)
+            if spec is None or spec.loader is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look their module up there
+            spec.loader.exec_module(module)
+            return module
+    return None
 
 
 def _is_http_url(value: str) -> bool:
@@ -33,7 +64,7 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def problems(answers: dict[str, object]) -> list[str]:
+def problems(answers: dict[str, object], table: ModuleType | None) -> list[str]:
     found: list[str] = []
     slug = str(answers.get("project_slug", ""))
     if not SLUG.fullmatch(slug):
@@ -48,21 +79,23 @@ def problems(answers: dict[str, object]) -> list[str]:
         found.append(f"project_slug {slug!r} clashes with a package name: e.g. {slug}_chat")
 
     provider = str(answers.get("llm_provider", ""))
-    if provider not in PROVIDERS:
-        found.append(f"llm_provider {provider!r} is unknown: choose one of {', '.join(PROVIDERS)}")
+    row = table.PROVIDERS.get(provider) if table else None
+    if table and row is None:
+        names = ", ".join(table.PROVIDERS)
+        found.append(f"llm_provider {provider!r} is unknown: choose one of {names}")
 
     model = str(answers.get("model_name", "")).strip()
+    plain = table.routing_prefix_fix(model) if table else None
     if not model:
         found.append("model_name is empty: give the model as your provider names it, e.g. gpt-5.1")
-    elif model.startswith(ROUTING_PREFIXES) and model not in PREFIXED_MODELS_ALLOWED:
-        plain = model.split("/", 1)[1]
+    elif plain is not None:
         found.append(
             f"model_name {model!r} has a routing prefix the provider rejects: "
             f"use the provider's own name, e.g. {plain}"
         )
 
     base_url = str(answers.get("llm_base_url", "")).strip()
-    if provider in NEEDS_BASE_URL and (not base_url or "YOUR-RESOURCE" in base_url):
+    if row and row.base_url is None and (not base_url or table.PLACEHOLDER in base_url):
         found.append(
             f"llm_base_url is required for llm_provider={provider}: give the endpoint's "
             "OpenAI-compatible base URL, e.g. https://my-gateway.example.com/v1"
@@ -91,7 +124,7 @@ def problems(answers: dict[str, object]) -> list[str]:
 
 
 def main() -> int:
-    found = problems(ANSWERS)
+    found = problems(ANSWERS, load_provider_table(ANSWERS))
     for problem in found:
         print(f"ERROR: {problem}", file=sys.stderr)
     if found:

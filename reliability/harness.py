@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
+from tests import provider_table
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("probe.py")
 SKIP_SMOKE_ENV = "CHATKIT_TEMPLATE_SKIP_SMOKE"
@@ -47,12 +49,7 @@ BACKEND_SETTINGS = (
     "LLM_BASE_URL",
     "LLM_TIMEOUT_SECONDS",
     "LLM_MAX_RETRIES",
-    "OPENAI_API_KEY",
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "LLM_API_KEY",
+    *provider_table.KEY_VARIABLES,
     "DATABASE_URL",
     "HISTORY_LIMIT",
     "MAX_REQUEST_BYTES",
@@ -64,10 +61,6 @@ BACKEND_SETTINGS = (
     "MCP_TIMEOUT_SECONDS",
     "LOG_LEVEL",
 )
-KEY_VARIABLES = {
-    "openai": "OPENAI_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-}
 COOKIE = "chatkit_session"
 
 T = TypeVar("T")
@@ -117,7 +110,7 @@ class Project:
 
     @property
     def key_variable(self) -> str:
-        return KEY_VARIABLES[self.provider]
+        return str(provider_table.PROVIDERS[self.provider].key_variable)
 
     def serve_flags(self) -> list[str]:
         """The uvicorn flags of the Dockerfile's CMD (the production command), minus the app."""

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import defaults
-
-ProviderName = Literal[
-    "openai", "openrouter", "gemini", "anthropic", "ollama", "azure_openai", "openai_compatible"
-]
+from app.provider_table import PROVIDERS, routing_prefix_fix
 
 # The project root holds the `.env` that docker compose also reads; a `.env` in the
 # working directory (backend/) wins over it.
 _PROJECT_ENV = Path(__file__).resolve().parents[2] / ".env"
-
-# Model names go to the provider as they are. A routing prefix belongs to LiteLLM or
-# to the Agents SDK's own provider registry, and the provider rejects it.
-ROUTING_PREFIXES = ("litellm/", "openrouter/")
-PREFIXED_MODELS_ALLOWED = frozenset({"openrouter/auto"})
 
 
 class ConfigError(Exception):
@@ -43,12 +35,13 @@ class Settings(BaseSettings):
 
     project_name: str = defaults.PROJECT_NAME
 
-    llm_provider: ProviderName = defaults.LLM_PROVIDER  # type: ignore[assignment]
+    llm_provider: str = defaults.LLM_PROVIDER
     model_name: str = defaults.MODEL_NAME
     llm_base_url: str = defaults.LLM_BASE_URL
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
 
+    # One field per provider_table.KEY_VARIABLES entry (tests/test_provider_table.py checks).
     openai_api_key: SecretStr | None = None
     openrouter_api_key: SecretStr | None = None
     gemini_api_key: SecretStr | None = None
@@ -81,14 +74,21 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("llm_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"{value!r} is unknown: choose one of {', '.join(PROVIDERS)}")
+        return value
+
     @field_validator("model_name")
     @classmethod
     def _plain_model_name(cls, value: str) -> str:
         value = value.strip()
         if not value:
             raise ValueError("MODEL_NAME is empty: set it to a model your provider serves")
-        if value.startswith(ROUTING_PREFIXES) and value not in PREFIXED_MODELS_ALLOWED:
-            plain = value.split("/", 1)[1]
+        plain = routing_prefix_fix(value)
+        if plain is not None:
             raise ValueError(
                 f"MODEL_NAME={value!r} has a routing prefix; use the provider's own name, "
                 f"e.g. MODEL_NAME={plain}"

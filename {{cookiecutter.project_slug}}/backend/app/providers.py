@@ -1,12 +1,8 @@
-"""The LLM providers: one table, one client per process.
-
-Adding a provider is one row in PROVIDERS (and its name in config.ProviderName).
-"""
+"""The provider client: one per process, built from the row in app/provider_table.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlsplit
 
 from agents import (
@@ -19,50 +15,8 @@ from agents import (
 from openai import AsyncOpenAI
 
 from app.config import ConfigError, Settings
-from app.provider_client import ProviderClient
-
-ApiStyle = Literal["responses", "chat_completions"]
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    name: str
-    # Most non-OpenAI endpoints serve Chat Completions only; the Responses API is
-    # OpenAI's own (and Azure's v1 endpoint).
-    api_style: ApiStyle
-    # None: the deployment's own URL must come from LLM_BASE_URL.
-    base_url: str | None
-    key_variable: str
-    key_required: bool = True
-
-
-PROVIDERS: dict[str, Provider] = {
-    provider.name: provider
-    for provider in (
-        Provider("openai", "responses", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-        Provider(
-            "openrouter", "chat_completions", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"
-        ),
-        Provider(
-            "gemini",
-            "chat_completions",
-            "https://generativelanguage.googleapis.com/v1beta/openai/",
-            "GEMINI_API_KEY",
-        ),
-        Provider(
-            "anthropic", "chat_completions", "https://api.anthropic.com/v1/", "ANTHROPIC_API_KEY"
-        ),
-        Provider(
-            "ollama",
-            "chat_completions",
-            "http://localhost:11434/v1",
-            "LLM_API_KEY",
-            key_required=False,
-        ),
-        Provider("azure_openai", "responses", None, "AZURE_OPENAI_API_KEY"),
-        Provider("openai_compatible", "chat_completions", None, "LLM_API_KEY", key_required=False),
-    )
-}
+from app.provider_table import PLACEHOLDER, PROVIDERS, Provider
+from app.sdk_fixes.conversation_as_is import ProviderClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +43,7 @@ def resolve_provider(settings: Settings) -> ResolvedProvider:
     """Check the provider's URL and key, naming the variable that is missing."""
     provider = PROVIDERS[settings.llm_provider]
     base_url = settings.llm_base_url.strip() or provider.base_url
-    if not base_url:
+    if not base_url or PLACEHOLDER in base_url:
         raise ConfigError(
             f"LLM_BASE_URL is required for LLM_PROVIDER={provider.name}: set it to the "
             "endpoint's OpenAI-compatible base URL, e.g. https://host.example.com/v1"

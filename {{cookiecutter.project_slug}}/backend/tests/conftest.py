@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
+from app.provider_table import KEY_VARIABLES, PROVIDERS
+
 # Importing app.main builds the app from the environment: give it a complete,
 # harmless one, whatever .env says. Tests build their own apps with create_app().
-for _name in ("OPENAI", "OPENROUTER", "GEMINI", "ANTHROPIC", "AZURE_OPENAI", "LLM"):
-    os.environ[f"{_name}_API_KEY"] = "test-key"
+os.environ.update(dict.fromkeys(KEY_VARIABLES, "test-key"))
 os.environ.update(
     LLM_BASE_URL="http://127.0.0.1:9/v1",
     DATABASE_URL="memory://",
@@ -24,7 +25,6 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 
 from app.config import Settings, load_settings  # noqa: E402
-from app.providers import PROVIDERS  # noqa: E402
 from tests.chatkit_client import ChatKitClient  # noqa: E402
 from tests.fake_provider import FakeProvider  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402

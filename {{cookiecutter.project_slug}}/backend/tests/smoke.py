@@ -35,21 +35,12 @@ from typing import IO, Any
 
 import httpx
 
+from app.provider_table import KEY_VARIABLES
 from tests.chatkit_client import ChatKitClient, Turn
 from tests.fake_provider import FakeProvider
 
 BACKEND = Path(__file__).resolve().parents[1]
 DUMMY_KEY = "smoke-test-key"
-# Every provider's key variable gets the dummy key, so whichever provider is configured
-# finds its own; the fake checks that the key arrived.
-KEY_VARIABLES = (
-    "OPENAI_API_KEY",
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "LLM_API_KEY",
-)
 BOOT_TIMEOUT_SECONDS = 60
 FIRST = "Hello from the smoke test"
 SECOND = "What did I say first?"
@@ -239,6 +230,7 @@ def run() -> int:
         with FakeProvider() as fake:
             env = {
                 **os.environ,
+                # Whichever provider is configured finds its key; the fake checks it arrived.
                 **dict.fromkeys(KEY_VARIABLES, DUMMY_KEY),
                 "LLM_BASE_URL": fake.base_url,
                 "LLM_MAX_RETRIES": "0",

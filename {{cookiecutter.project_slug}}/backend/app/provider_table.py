@@ -1,0 +1,115 @@
+"""The LLM providers: one row each. Adding a provider is one more row in ROWS.
+
+Everything else about providers is derived from this table (the settings' check of
+LLM_PROVIDER, the client in app/providers.py, the tests and the smoke test), or
+checked against it by tests/test_provider_table.py (the settings' key fields,
+.env.example and the README).
+
+Standard library only, and Python 3.9+: tools outside the backend's environment
+load this file on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ApiStyle = Literal["responses", "chat_completions"]
+
+# Marks a base URL the user still has to fill in (the generator's example for Azure).
+PLACEHOLDER = "YOUR-RESOURCE"
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    label: str
+    # Most non-OpenAI endpoints serve Chat Completions only; the Responses API is
+    # OpenAI's own (and Azure's v1 endpoint).
+    api_style: ApiStyle
+    # None: the deployment's own URL must come from LLM_BASE_URL.
+    base_url: str | None
+    key_variable: str
+    default_model: str
+    key_required: bool = True
+    # What LLM_BASE_URL is pre-filled with when base_url is None (holds PLACEHOLDER).
+    base_url_example: str = ""
+
+
+ROWS = (
+    Provider(
+        name="openai",
+        label="OpenAI (Responses API)",
+        api_style="responses",
+        base_url="https://api.openai.com/v1",
+        key_variable="OPENAI_API_KEY",
+        default_model="gpt-5.1",
+    ),
+    Provider(
+        name="openrouter",
+        label="OpenRouter",
+        api_style="chat_completions",
+        base_url="https://openrouter.ai/api/v1",
+        key_variable="OPENROUTER_API_KEY",
+        default_model="mistralai/devstral-2512:free",
+    ),
+    Provider(
+        name="gemini",
+        label="Google Gemini (OpenAI-compatible endpoint)",
+        api_style="chat_completions",
+        base_url="https://generativelanguage.googleapis.com/v1beta/openai/",
+        key_variable="GEMINI_API_KEY",
+        default_model="gemini-2.5-flash",
+    ),
+    Provider(
+        name="anthropic",
+        label="Anthropic Claude (OpenAI-compatible endpoint)",
+        api_style="chat_completions",
+        base_url="https://api.anthropic.com/v1/",
+        key_variable="ANTHROPIC_API_KEY",
+        default_model="claude-sonnet-4-5",
+    ),
+    Provider(
+        name="ollama",
+        label="Ollama (local models)",
+        api_style="chat_completions",
+        base_url="http://localhost:11434/v1",
+        key_variable="LLM_API_KEY",
+        default_model="llama3.2",
+        key_required=False,
+    ),
+    Provider(
+        name="azure_openai",
+        label="Azure OpenAI (v1 endpoint)",
+        api_style="responses",
+        base_url=None,
+        key_variable="AZURE_OPENAI_API_KEY",
+        default_model="gpt-5.1",
+        base_url_example=f"https://{PLACEHOLDER}.openai.azure.com/openai/v1/",
+    ),
+    Provider(
+        name="openai_compatible",
+        label="Any other OpenAI-compatible endpoint",
+        api_style="chat_completions",
+        base_url=None,
+        key_variable="LLM_API_KEY",
+        default_model="gpt-4o-mini",
+        key_required=False,
+    ),
+)
+
+PROVIDERS = {row.name: row for row in ROWS}
+# Each key variable once, in table order; several providers may share one.
+KEY_VARIABLES = tuple(dict.fromkeys(row.key_variable for row in ROWS))
+
+# Model names go to the provider as they are. A routing prefix belongs to LiteLLM or
+# to the Agents SDK's own provider registry, and the provider rejects it.
+ROUTING_PREFIXES = ("litellm/", "openrouter/")
+PREFIXED_MODELS_ALLOWED = frozenset({"openrouter/auto"})
+
+
+def routing_prefix_fix(model: str) -> str | None:
+    """The name to use instead when `model` carries a routing prefix, else None."""
+    if model.startswith(ROUTING_PREFIXES) and model not in PREFIXED_MODELS_ALLOWED:
+        return model.split("/", 1)[1]
+    return None
