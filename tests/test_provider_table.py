@@ -80,18 +80,18 @@ def test_the_optional_key_is_llm_api_key() -> None:
 
 def test_prompt_choices_and_labels_follow_the_table() -> None:
     config = json.loads(COOKIECUTTER_JSON.read_text())
-    assert config["llm_provider"] == NAMES
+    assert config["llm_provider"] == NAMES, "cookiecutter.json: llm_provider, in table order"
     labels = dict(config["__prompts__"]["llm_provider"])
     labels.pop("__prompt__")
-    assert labels == {row.name: row.label for row in ROWS}
-    assert mentioned(config["__prompts__"]["llm_base_url"]) == NEEDS_URL
+    assert labels == {row.name: row.label for row in ROWS}, "cookiecutter.json: __prompts__"
+    assert mentioned(config["__prompts__"]["llm_base_url"]) == NEEDS_URL, "llm_base_url prompt"
 
 
 @pytest.mark.parametrize("row", **ROW_IDS)
 def test_prompt_defaults_follow_the_row(row: Any) -> None:
     answers = answers_for(llm_provider=row.name)
-    assert answers["model_name"] == row.default_model
-    assert answers["llm_base_url"] == row.base_url_example
+    assert answers["model_name"] == row.default_model, "cookiecutter.json: model_name's dict"
+    assert answers["llm_base_url"] == row.base_url_example, "cookiecutter.json: llm_base_url"
 
 
 @pytest.mark.parametrize("row", **ROW_IDS)
@@ -147,6 +147,7 @@ def test_routing_prefixes_are_defined_once() -> None:
 def test_the_project_readme_names_the_rows_key(row: Any) -> None:
     answers = answers_for(llm_provider=row.name)
     readme = render_text(PROJECT_TEMPLATE / "README.md", answers)
+    # The quick start's key_variable dict in the project README.md.
     optional = "" if row.key_required else " (optional)"
     assert f"# put your key in ../.env, e.g. {row.key_variable}=...{optional}\n" in readme
     assert f"LLM_BASE_URL=http://127.0.0.1:8089/v1 {row.key_variable}=fake " in readme
@@ -157,5 +158,5 @@ def test_the_template_readme_lists_the_providers() -> None:
     choices = re.search(r"^\| `llm_provider` \| (.*?) \|", readme, re.M)
     base_url = re.search(r"^\| `llm_base_url` \| (.*?) \|", readme, re.M)
     assert choices and base_url
-    assert mentioned(choices.group(1)) == NAMES
-    assert mentioned(base_url.group(1)) == NEEDS_URL
+    assert mentioned(choices.group(1)) == NAMES, "README.md: the llm_provider prompt row"
+    assert mentioned(base_url.group(1)) == NEEDS_URL, "README.md: the llm_base_url prompt row"

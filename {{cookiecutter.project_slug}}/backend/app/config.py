@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     openrouter_api_key: SecretStr | None = None
     gemini_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None
+    deepseek_api_key: SecretStr | None = None
     azure_openai_api_key: SecretStr | None = None
     llm_api_key: SecretStr | None = None
 

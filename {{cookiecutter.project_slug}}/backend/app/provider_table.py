@@ -70,6 +70,14 @@ ROWS = (
         default_model="claude-sonnet-4-5",
     ),
     Provider(
+        name="deepseek",
+        label="DeepSeek",
+        api_style="chat_completions",
+        base_url="https://api.deepseek.com/v1",
+        key_variable="DEEPSEEK_API_KEY",
+        default_model="deepseek-chat",
+    ),
+    Provider(
         name="ollama",
         label="Ollama (local models)",
         api_style="chat_completions",

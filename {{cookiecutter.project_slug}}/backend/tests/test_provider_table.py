@@ -34,7 +34,8 @@ def settings_for(row: Provider, **overrides: object) -> Settings:
 
 def test_settings_have_one_key_field_per_key_variable() -> None:
     fields = {name: f for name, f in Settings.model_fields.items() if name.endswith("_api_key")}
-    assert set(fields) == {variable.lower() for variable in KEY_VARIABLES}
+    expected = {variable.lower() for variable in KEY_VARIABLES}
+    assert set(fields) == expected, "app/config.py: one SecretStr | None field per key variable"
     assert all(f.annotation == SecretStr | None and f.default is None for f in fields.values())
 
 
@@ -42,8 +43,9 @@ def test_env_example_names_every_provider_and_key() -> None:
     text = (PROJECT / ".env.example").read_text()
     choices = re.search(r"^# Which provider: (.*)\.$", text, re.M)
     assert choices is not None
-    assert re.findall(r"\w+", choices.group(1)) == list(PROVIDERS)
-    assert sorted(re.findall(r"^(\w+_API_KEY)=", text, re.M)) == sorted(KEY_VARIABLES)
+    assert re.findall(r"\w+", choices.group(1)) == list(PROVIDERS), ".env.example: the list"
+    keys = re.findall(r"^(\w+_API_KEY)=", text, re.M)
+    assert sorted(keys) == sorted(KEY_VARIABLES), ".env.example: one line per key variable"
 
 
 def test_readme_providers_table_has_each_row() -> None:
@@ -59,7 +61,8 @@ def test_readme_providers_table_has_each_row() -> None:
         )
         for row in ROWS
     ]
-    assert [tuple(cell.strip() for cell in line) for line in listed] == expected
+    rows = [tuple(cell.strip() for cell in line) for line in listed]
+    assert rows == expected, "README.md: the Providers table, one line per row in table order"
 
 
 def listed_url(listed: list[tuple[str, str, str, str]], name: str) -> str:
