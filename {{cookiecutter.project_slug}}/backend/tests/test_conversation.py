@@ -81,7 +81,7 @@ def test_every_provider_row_talks_to_its_endpoint(
     backend: BackendFactory, fake: FakeProvider
 ) -> None:
     """A two-turn conversation through each provider row, over its API style."""
-    from app.providers import PROVIDERS
+    from app.provider_table import PROVIDERS
 
     for name, row in PROVIDERS.items():
         fake.reset()

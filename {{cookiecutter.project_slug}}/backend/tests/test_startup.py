@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.config import ConfigError, load_settings
-from app.providers import PROVIDERS, resolve_provider
+from app.provider_table import PROVIDERS
+from app.providers import resolve_provider
 
 BACKEND = Path(__file__).resolve().parents[1]
 
