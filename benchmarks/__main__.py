@@ -26,6 +26,7 @@ from benchmarks import (
     profile_bench,
     render_bench,
     report,
+    startup_bench,
     stream_bench,
 )
 from benchmarks.common import (
@@ -38,7 +39,7 @@ from benchmarks.common import (
 )
 from benchmarks.undo import CHANGES, PROBES
 
-SECTIONS = ("render", "generate", "stream", "stores", "memory")
+SECTIONS = ("render", "generate", "stream", "stores", "memory", "startup")
 DEFAULT_OUTPUT = TEMPLATE / "docs" / "BENCHMARKS.md"
 
 
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = stores_section(backend, scratch, args.quick)
             elif name == "memory":
                 results[name] = memory_section(backend, scratch, args.quick)
+            elif name == "startup":
+                results[name] = startup_bench.run(backend, scratch, args.quick)
             results.setdefault("section_seconds", {})[name] = time.perf_counter() - section_started
             say(f"== {name}: {results['section_seconds'][name]:.0f} s")
         results["seconds"] = time.perf_counter() - started

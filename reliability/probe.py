@@ -32,8 +32,11 @@ def _coroutine_name(task: asyncio.Task[Any]) -> str:
 
 
 def _pool() -> dict[str, int] | None:
-    main = sys.modules.get("app.main")
-    store = getattr(getattr(getattr(main, "app", None), "state", None), "store", None)
+    # vars(), not getattr(): app.main builds its `app` on first access, and this runs in
+    # a signal handler of a process that has built it already (or runs the factory).
+    app = vars(sys.modules["app.main"]).get("app") if "app.main" in sys.modules else None
+    services = getattr(getattr(app, "state", None), "services", None)
+    store = getattr(services, "store", None)
     engine = getattr(store, "engine", None)
     if engine is None:
         return None

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import json
 
-from agents import TResponseInputItem
-from chatkit.agents import ThreadItemConverter
-from chatkit.types import AssistantMessageItem, UserMessageTagContent
+from chatkit.types import UserMessageTagContent
 from openai.types.responses import ResponseInputTextParam
 
+from app.sdk_fixes.assistant_history import PlainAssistantHistory
 
-class HistoryConverter(ThreadItemConverter):
-    """The SDK's converter, with assistant turns sent as plain text.
 
-    chatkit's default sends earlier assistant replies as `output_text` content parts.
-    The Responses API accepts them, but the Agents SDK's Chat Completions converter
-    raises `UserError: Unknown content`, so every second turn fails on non-OpenAI
-    providers (openai-chatkit 1.6.5, openai-agents 0.24.0). A string content is
-    accepted by both API styles.
-    """
-
-    async def assistant_message_to_input(
-        self, item: AssistantMessageItem
-    ) -> TResponseInputItem | list[TResponseInputItem] | None:
-        text = "".join(part.text for part in item.content)
-        return {"role": "assistant", "content": text}
+class HistoryConverter(PlainAssistantHistory):
+    """The SDK's converter, with assistant turns as plain text (see its base) and tags."""
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputTextParam:
         """An @-mention as text. chatkit's default raises NotImplementedError, and since

@@ -1,7 +1,8 @@
 """Who is asking: an anonymous, signed session cookie per browser.
 
-`identify` is the one function that maps a request to a user. To use real auth,
-replace its body (see the README, "Replace the cookie with real auth").
+`identify` is the one function that maps a request to a user; routes receive its
+answer as `IdentityDep`. It is a FastAPI dependency: to use real auth, replace it with
+your own, declaring what it needs (see the README, "Replace the cookie with real auth").
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import Response
+
+from app.deps import ServicesDep
 
 _VERSION = "v1"
 
@@ -83,10 +88,19 @@ def came_over_https(request: Request) -> bool:
     return request.url.scheme == "https" or forwarded == "https"
 
 
-def identify(request: Request) -> Identity:
+def get_sessions(services: ServicesDep) -> SessionCookies:
+    return services.sessions
+
+
+SessionsDep = Annotated[SessionCookies, Depends(get_sessions)]
+
+
+def identify(request: Request, sessions: SessionsDep) -> Identity:
     """The request's user; a fresh one when the cookie is absent, tampered or expired."""
-    sessions: SessionCookies = request.app.state.sessions
     user_id = sessions.verify(request.cookies.get(sessions.cookie_name, ""))
     if user_id is not None:
         return Identity(user_id=user_id)
     return sessions.new_identity()
+
+
+IdentityDep = Annotated[Identity, Depends(identify)]

@@ -1,10 +1,15 @@
-"""The ASGI app: `uvicorn app.main:app`, run from backend/."""
+"""The ASGI app, built by `create_app(settings)`.
+
+    uvicorn --factory app.main:create_app     # reads the environment and .env
+    uvicorn app.main:app                      # the same app, built on first access
+
+Importing this module reads no setting: tests and tools build apps with explicit
+`Settings`, and a configuration mistake surfaces when an app is built.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -15,38 +20,39 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.agent import build_agent, build_mcp_server
 from app.config import ConfigError, Settings, load_settings
+from app.deps import Services, attach_services
 from app.identity import SessionCookies
-from app.providers import (
-    build_client,
-    build_model,
-    configure_tracing,
-    resolve_provider,
-)
+from app.providers import build_client, build_model, configure_tracing, resolve_provider
 from app.routes import router
+from app.sdk_fixes import orphaned_steps
+from app.sdk_fixes.gc_freeze import freeze_startup_objects
 from app.security_headers import SecurityHeaders
 from app.server import ChatServer
 from app.stores import build_store
-from app.streaming import quiet_orphaned_stream_steps
 
 logger = logging.getLogger("app")
 
 
-@functools.cache  # once per process: later apps (tests) would only pin their garbage
-def freeze_startup_objects() -> None:
-    """Take what startup built out of the garbage collector's full collections.
-
-    Imports, pydantic schemas and the agent are some 250,000 objects that live as long as
-    the process. A full collection walked them all, about 140 ms with the event loop
-    stopped: a stall in every stream in flight (the template repository's
-    docs/BENCHMARKS.md shows it in p99 time to first token).
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; settings problems raise ConfigError before anything starts."""
-    settings = settings or load_settings()
+    """The app for `settings`; settings problems raise ConfigError before anything starts.
+
+    Without settings (`uvicorn --factory`, the module's `app`) they come from the
+    environment, and a configuration error ends the process with one line that names
+    the variable, instead of a stack trace.
+    """
+    if settings is not None:
+        return _build(settings)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+        )
+        return _build(settings)
+    except ConfigError as error:
+        sys.exit(f"Configuration error: {error}")
+
+
+def _build(settings: Settings) -> FastAPI:
     resolved = resolve_provider(settings)
     configure_tracing(resolved)
     client = build_client(resolved, settings)
@@ -60,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        asyncio.get_running_loop().set_exception_handler(quiet_orphaned_stream_steps)
+        orphaned_steps.install(asyncio.get_running_loop())
         async with AsyncExitStack() as stack:
             await store.start()
             stack.push_async_callback(store.close)
@@ -85,15 +91,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title=settings.project_name, lifespan=lifespan)
-    app.state.settings = settings
-    app.state.store = store
-    app.state.sessions = SessionCookies(
-        settings.session_secret.get_secret_value() if settings.session_secret else "",
-        settings.session_cookie_name,
-        settings.session_max_age_days * 86_400,
+    secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
+    attach_services(
+        app,
+        Services(
+            settings=settings,
+            store=store,
+            chat_server=ChatServer(store, agent, resolved, settings.history_limit),
+            sessions=SessionCookies(
+                secret, settings.session_cookie_name, settings.session_max_age_days * 86_400
+            ),
+        ),
     )
-    app.state.chat_server = ChatServer(store, agent, resolved, settings.history_limit)
-
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -101,22 +110,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],
     )
-
     app.add_middleware(SecurityHeaders)
     app.include_router(router)
     return app
 
 
-def _app_or_exit() -> FastAPI:
-    try:
-        settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-        )
-        return create_app(settings)
-    except ConfigError as error:
-        # One line that names the variable, instead of a stack trace at the first message.
-        sys.exit(f"Configuration error: {error}")
-
-
-app = _app_or_exit()
+def __getattr__(name: str) -> FastAPI:
+    # `app.main:app` for uvicorn, the Dockerfile and the README: built once, on first use.
+    if name == "app":
+        try:
+            app = create_app()
+        except AttributeError as error:  # getattr() would report it as "no attribute app"
+            raise RuntimeError("building the app failed") from error
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

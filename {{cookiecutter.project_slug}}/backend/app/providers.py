@@ -16,7 +16,7 @@ from openai import AsyncOpenAI
 
 from app.config import ConfigError, Settings
 from app.provider_table import PLACEHOLDER, PROVIDERS, Provider
-from app.provider_client import ProviderClient
+from app.sdk_fixes.conversation_as_is import ProviderClient
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from app.context import RequestContext
-from app.identity import SessionCookies, identify
+from app.deps import ChatServerDep, SettingsDep, StoreDep
+from app.identity import IdentityDep, SessionsDep
 from app.server import ChatServer
 
 logger = logging.getLogger(__name__)
@@ -109,31 +110,33 @@ async def _respond(server: ChatServer, body: bytes, context: RequestContext) -> 
 
 
 @router.post("/chatkit")
-async def chatkit_endpoint(request: Request) -> Response:
-    state = request.app.state
-    identity = identify(request)
+async def chatkit_endpoint(
+    request: Request,
+    server: ChatServerDep,
+    settings: SettingsDep,
+    sessions: SessionsDep,
+    identity: IdentityDep,
+) -> Response:
+    limit = settings.max_request_bytes
     try:
-        body = await read_body(request, state.settings.max_request_bytes)
-        response = await _respond(state.chat_server, body, RequestContext(identity.user_id))
+        body = await read_body(request, limit)
+        response = await _respond(server, body, RequestContext(identity.user_id))
     except RequestTooLarge:
-        response = error_response(
-            413, "too_large", f"The body is over {state.settings.max_request_bytes} bytes."
-        )
+        response = error_response(413, "too_large", f"The body is over {limit} bytes.")
     except Exception as error:
         client_error = to_http_error(error)
         if client_error is None:
             logger.exception("request failed")
             client_error = error_response(500, "internal", "The server failed; see its log.")
         response = client_error
-    sessions: SessionCookies = state.sessions
     sessions.attach(response, identity, request)
     return response
 
 
 @router.get("/health")
-async def health(request: Request) -> Response:
+async def health(store: StoreDep) -> Response:
     try:
-        await request.app.state.store.ping()
+        await store.ping()
     except Exception as error:
         logger.warning("health check: store unreachable: %s", type(error).__name__)
         return error_response(503, "store_unreachable", "The store does not answer.")

@@ -2,44 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from agents import Agent, Runner
 from chatkit.agents import AgentContext, stream_agent_response
-from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.store import AttachmentStore, Store
 from chatkit.types import (
     AttachmentCreateParams,
-    ChatKitReq,
     FeedbackKind,
-    Page,
-    ProgressUpdateEvent,
     ThreadItem,
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
     UserMessageTextContent,
-    is_streaming_req,
 )
-from pydantic import TypeAdapter
 
 from app.context import RequestContext
 from app.history import HistoryConverter
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
-from app.streaming import with_own_message_ids
+from app.sdk_fixes.cancelled_streams import SavesCancelledStreams
+from app.sdk_fixes.loaded_history import LoadedHistory
+from app.sdk_fixes.message_ids import with_own_message_ids
+from app.sdk_fixes.request_parsing import ParsesOnce
+from app.sdk_fixes.stream_task_leak import release_queue_reader
 
 logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 60
-
-# Built once per process: chatkit's own `process()` builds this adapter for the whole
-# request union on every request, milliseconds of schema building each time
-# (openai-chatkit 1.6.5; measured in the template repository's docs/BENCHMARKS.md).
-REQUEST_ADAPTER: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 
 
 class AttachmentsDisabled(AttachmentStore[RequestContext]):
@@ -64,46 +56,9 @@ def title_from(message: UserMessageItem) -> str | None:
     return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-class LoadedHistory:
-    """The store as `stream_agent_response` sees it during one turn.
+class ChatServer(ParsesOnce[RequestContext], SavesCancelledStreams[RequestContext]):
+    """chatkit's server with the fixes of app/sdk_fixes/ (see each base and call)."""
 
-    It starts by loading the thread's last two items (to resume a workflow); `respond`
-    has just loaded the recent items, so that first look is served from them, saving a
-    store round trip per turn. Everything else goes to the store.
-    """
-
-    def __init__(
-        self,
-        store: Store[RequestContext],
-        thread_id: str,
-        oldest_first: list[ThreadItem],
-        whole_thread: bool,
-    ) -> None:
-        self._store = store
-        self._thread_id = thread_id
-        self._newest_first: list[ThreadItem] | None = oldest_first[::-1]
-        self._whole_thread = whole_thread
-
-    async def load_thread_items(
-        self, thread_id: str, after: str | None, limit: int, order: str, context: RequestContext
-    ) -> Page[ThreadItem]:
-        newest, self._newest_first = self._newest_first, None  # served once, then the store
-        if (
-            newest is not None
-            and (thread_id, after, order) == (self._thread_id, None, "desc")
-            and 0 < limit
-            and (limit < len(newest) or self._whole_thread)
-        ):
-            data = newest[:limit]
-            has_more = len(newest) > limit
-            return Page(data=data, has_more=has_more, after=data[-1].id if has_more else None)
-        return await self._store.load_thread_items(thread_id, after, limit, order, context)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-class ChatServer(ChatKitServer[RequestContext]):
     def __init__(
         self,
         store: Store[RequestContext],
@@ -116,16 +71,6 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.provider = provider
         self.history_limit = history_limit
         self.converter = HistoryConverter()
-        self._cleanups: set[asyncio.Task[None]] = set()
-
-    async def process(
-        self, request: str | bytes | bytearray, context: RequestContext
-    ) -> StreamingResult | NonStreamingResult:
-        """chatkit's `process()`, parsing with the adapter built once per process."""
-        parsed = REQUEST_ADAPTER.validate_json(request)
-        if is_streaming_req(parsed):
-            return StreamingResult(self._process_streaming(parsed, context))
-        return NonStreamingResult(await self._process_non_streaming(parsed, context))
 
     async def respond(
         self,
@@ -167,11 +112,7 @@ class ChatServer(ChatKitServer[RequestContext]):
         finally:
             # A dropped client cancels this generator; stop the model run with it.
             result.cancel()
-            # When the stream ends early (a dropped client, a provider error),
-            # stream_agent_response leaves a task waiting on the context's event queue
-            # forever: one leaked task per such turn (openai-chatkit 1.6.5). An inert
-            # event lets it finish; nobody reads it.
-            await agent_context.stream(ProgressUpdateEvent(text=""))
+            await release_queue_reader(agent_context)
 
     async def recent_items(
         self, thread: ThreadMetadata, context: RequestContext
@@ -185,27 +126,6 @@ class ChatServer(ChatKitServer[RequestContext]):
             thread.id, None, self.history_limit, "desc", context
         )
         return list(reversed(page.data))
-
-    async def handle_stream_cancelled(
-        self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: RequestContext
-    ) -> None:
-        """chatkit's cleanup for a dropped stream, run to its end.
-
-        It stores the partial reply and a hidden note that the user stopped it, so the
-        next turn does not carry on from the partial reply. Starlette cancels every await
-        of a disconnected response, so run in place it stops at its first store call.
-        """
-        cleanup = asyncio.ensure_future(
-            super().handle_stream_cancelled(thread, pending_items, context)
-        )
-        self._cleanups.add(cleanup)
-        cleanup.add_done_callback(self._cleanup_done)
-        await asyncio.shield(cleanup)
-
-    def _cleanup_done(self, cleanup: asyncio.Task[None]) -> None:
-        self._cleanups.discard(cleanup)
-        if not cleanup.cancelled() and cleanup.exception() is not None:
-            logger.warning("saving a dropped stream failed: %r", cleanup.exception())
 
     async def add_feedback(
         self,

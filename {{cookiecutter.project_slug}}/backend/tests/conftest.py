@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
 
-from app.provider_table import KEY_VARIABLES, PROVIDERS
+import pytest
 
-# Importing app.main builds the app from the environment: give it a complete,
-# harmless one, whatever .env says. Tests build their own apps with create_app().
-os.environ.update(dict.fromkeys(KEY_VARIABLES, "test-key"))
-os.environ.update(
-    LLM_BASE_URL="http://127.0.0.1:9/v1",
-    DATABASE_URL="memory://",
-    SESSION_SECRET="test-secret-" + "x" * 32,
-    MCP_SERVER_URL="",
-    OPENAI_AGENTS_DISABLE_TRACING="1",
-)
+from app.config import Settings, load_settings
+from app.provider_table import PROVIDERS
+from tests.chatkit_client import ChatKitClient
+from tests.fake_provider import FakeProvider
+from tests.live_server import LiveServer
+from tests.store_fixtures import STORE_KINDS, database_url_for
 
-from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import AbstractContextManager, contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-
-from app.config import Settings, load_settings  # noqa: E402
-from tests.chatkit_client import ChatKitClient  # noqa: E402
-from tests.fake_provider import FakeProvider  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
-from tests.store_fixtures import STORE_KINDS, database_url_for  # noqa: E402
+# Tests build their apps with create_app(settings): importing app.main reads nothing.
+# Whatever a test's settings say, the Agents SDK uploads no traces from a test run.
+os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
 
 # One provider per API style: what differs between providers is only their row.
 API_STYLES = {"responses": "openai", "chat_completions": "openrouter"}

@@ -22,6 +22,7 @@ from chatkit.types import ThreadMetadata
 from sqlalchemy.pool import QueuePool
 
 from app.context import RequestContext
+from app.deps import services_of
 from app.main import create_app
 from app.stores import SQLStore
 from app.stores.base import MAX_PAGE_SIZE
@@ -180,7 +181,7 @@ def test_dropped_streams_leave_nothing_behind(
     with database_url_for(kind, tmp_path) as database_url:
         app = create_app(make_settings(database_url=database_url))
         with LiveServer(app) as server, ChatKitClient(server.url) as browser:
-            _drop_streams(app.state.store, server, browser, fake, caplog)
+            _drop_streams(services_of(app).store, server, browser, fake, caplog)
 
 
 def _drop_streams(

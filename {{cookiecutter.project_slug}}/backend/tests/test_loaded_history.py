@@ -17,7 +17,7 @@ from chatkit.types import (
 )
 
 from app.context import RequestContext
-from app.server import LoadedHistory
+from app.sdk_fixes.loaded_history import LoadedHistory
 from app.stores import MemoryStore
 
 ALICE = RequestContext("usr_alice")
@@ -93,7 +93,11 @@ async def test_other_questions_go_to_the_store() -> None:
     history = list(
         reversed((await store.load_thread_items(thread.id, None, 50, "desc", ALICE)).data)
     )
-    for args in ((thread.id, None, 2, "asc"), (thread.id, history[2].id, 2, "desc")):
+    calls: list[tuple[str, str | None, int, str]] = [
+        (thread.id, None, 2, "asc"),
+        (thread.id, history[2].id, 2, "desc"),
+    ]
+    for args in calls:
         view = LoadedHistory(store, thread.id, history, whole_thread=True)
         loads = store.page_loads
         expected = await store.load_thread_items(*args, ALICE)

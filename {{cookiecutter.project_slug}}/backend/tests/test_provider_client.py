@@ -1,8 +1,10 @@
 """ProviderClient sends the conversation through extra_body: the same request, less CPU.
 
-When `test_the_walk_has_nothing_to_do` fails after an openai upgrade, a conversation
-field gained an alias or a format: the shortcut in app/provider_client.py would send it
-untransformed. Remove the shortcut (build_client can return AsyncOpenAI) or handle it.
+When `test_upstream_the_walk_has_nothing_to_do` fails after an openai upgrade, a
+conversation field gained an alias or a format: the shortcut in
+app/sdk_fixes/conversation_as_is.py would send it untransformed. Remove the shortcut
+(build_client can return AsyncOpenAI) or handle it. The other canary of that module is in
+test_sdk_fixes.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from openai._utils import PropertyInfo  # private: only this canary looks at it
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.responses import ResponseInputParam
 
-from app.provider_client import ProviderClient
+from app.sdk_fixes.conversation_as_is import ProviderClient
 from tests.fake_provider import FakeProvider
 
 RESPONSES_CONVERSATION: list[dict[str, Any]] = [
@@ -104,7 +106,7 @@ async def test_the_provider_receives_the_same_request(api: str) -> None:
     ],
 )
 def test_anything_but_plain_dicts_takes_the_usual_path(params: dict[str, Any]) -> None:
-    from app.provider_client import conversation_as_is
+    from app.sdk_fixes.conversation_as_is import conversation_as_is
 
     assert conversation_as_is(params, "input", None) is params
 
@@ -140,7 +142,8 @@ def transforming_fields(annotation: Any, where: str, seen: set[int]) -> list[str
     [(ResponseInputParam, 20), (Iterable[ChatCompletionMessageParam], 6)],
     ids=["responses input", "chat messages"],
 )
-def test_the_walk_has_nothing_to_do(annotation: Any, least_types: int) -> None:
+def test_upstream_the_walk_has_nothing_to_do(annotation: Any, least_types: int) -> None:
+    """app/sdk_fixes/conversation_as_is.py: no conversation field is renamed or formatted."""
     seen: set[int] = set()
     assert transforming_fields(annotation, "conversation", seen) == []
     assert len(seen) > least_types, "the walk must reach the item types"

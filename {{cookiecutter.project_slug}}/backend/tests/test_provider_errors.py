@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.chatkit_client import ChatKitClient
@@ -28,7 +30,7 @@ def test_fault_gives_a_clear_error_and_the_thread_goes_on(
     provider: str,
     fake: FakeProvider,
     fault: Fault,
-    options: dict[str, float],
+    options: dict[str, Any],
     message: str,
 ) -> None:
     with backend(provider=provider, llm_timeout_seconds=1) as url, ChatKitClient(url) as browser:

@@ -1,36 +1,60 @@
-"""Configuration mistakes stop the backend at startup with one line that names the fix."""
+"""Start-up: configuration mistakes stop the backend with one line that names the fix,
+importing the app needs no settings, and start-up loads only what it uses."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.config import ConfigError, load_settings
 from app.provider_table import PROVIDERS
 from app.providers import resolve_provider
+from app.stores.migrate import HEAD_REVISION, alembic_config
 
 BACKEND = Path(__file__).resolve().parents[1]
+# The ways the README, the Makefile, the Dockerfile and tools build the app.
+ENTRY_POINTS = {
+    "app.main:app": "from app.main import app",
+    "--factory app.main:create_app": "from app.main import create_app; create_app()",
+}
 
 
-def start_backend(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def backend_env(**env: str) -> dict[str, str]:
+    """This process's environment, with the settings a test names and no provider key."""
     clean = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return {
+        **clean,
+        "DATABASE_URL": "memory://",
+        "SESSION_SECRET": "s" * 40,
+        "MCP_SERVER_URL": "",
+        **env,
+    }
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import app.main"],
+        [sys.executable, "-c", code],
         cwd=BACKEND,
-        env={**clean, **env},
+        env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
 
 
-def test_missing_key_stops_the_process_with_one_line() -> None:
-    result = start_backend({"LLM_PROVIDER": "openrouter", "LLM_BASE_URL": ""})
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_missing_key_stops_the_process_with_one_line(entry_point: str) -> None:
+    env = backend_env(LLM_PROVIDER="openrouter", LLM_BASE_URL="", OPENROUTER_API_KEY="")
+    result = run_python(ENTRY_POINTS[entry_point], env)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "Configuration error: OPENROUTER_API_KEY is not set: LLM_PROVIDER=openrouter needs it. "
@@ -91,35 +115,114 @@ def test_keyless_providers_start_without_a_key() -> None:
     assert not resolved.exports_traces
 
 
-def test_startup_objects_are_out_of_the_collectors_full_collections(tmp_path: Path) -> None:
-    # In a process of its own: the test process may have frozen its objects already.
-    script = """
-import asyncio, gc
-from app.main import create_app
+@pytest.fixture
+def uvicorn_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """`uvicorn <entry point>` on a free loopback port; yields its base URL."""
+    env = backend_env(
+        LLM_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+        LLM_BASE_URL="http://127.0.0.1:9/v1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        OPENAI_AGENTS_DISABLE_TRACING="1",
+    )
+    command = [sys.executable, "-m", "uvicorn", *request.param.split(), "--port", "0"]
+    process = subprocess.Popen(
+        command, cwd=BACKEND, env=env, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            found = re.search(r"Uvicorn running on (http://\S+)", line)
+            if found:
+                yield found.group(1)
+                return
+        pytest.fail(f"uvicorn exited with {process.wait()} before serving")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
-app = create_app()
+
+@pytest.mark.parametrize("uvicorn_backend", ENTRY_POINTS, indirect=True)
+def test_uvicorn_serves_the_app(uvicorn_backend: str) -> None:
+    response = httpx.get(f"{uvicorn_backend}/health", timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+# What the app must not load unless it uses it: migrations (Alembic, and with it Mako,
+# pygments and SQLAlchemy's ORM), the asyncio extension of SQLAlchemy, which imports the
+# ORM too, and the PostgreSQL dialect. Each costs start-up time on every --reload.
+UNUSED_AT_START = (
+    "alembic",
+    "mako",
+    "pygments",
+    "sqlalchemy.orm",
+    "sqlalchemy.ext.asyncio",
+    "sqlalchemy.dialects.postgresql",
+)
+
+_MODULES_LOADED = """
+import asyncio, json, sys
+from app.config import load_settings
+
+prefixes = tuple(sys.argv[2].split(","))
+
+def loaded():
+    return sorted({name for name in sys.modules if name.startswith(prefixes)})
+
+import app.main
+seen = {"import": loaded()}
+settings = load_settings(
+    _env_file=None,
+    llm_provider="openai",
+    openai_api_key="test-key",
+    session_secret="s" * 40,
+    database_url=sys.argv[1],
+    mcp_server_url="",
+)
+app = app.main.create_app(settings)
+seen["build"] = loaded()
 
 async def boot() -> None:
     async with app.router.lifespan_context(app):
-        print(gc.get_freeze_count())
+        pass
 
 asyncio.run(boot())
+seen["start"] = loaded()
+print(json.dumps(seen))
 """
+
+
+def modules_loaded(database_url: str) -> dict[str, list[str]]:
+    """In a fresh process, with no settings in the environment: the unused modules loaded
+    after importing app.main, after building the app and after its start."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("SESSION_SECRET", None)
+    prefixes = ",".join(UNUSED_AT_START)
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", _MODULES_LOADED, database_url, prefixes],
         cwd=BACKEND,
-        env={
-            **os.environ,
-            "LLM_PROVIDER": "openai",
-            "OPENAI_API_KEY": "test-key",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'gc.db'}",
-            "SESSION_SECRET": "s" * 40,
-            "MCP_SERVER_URL": "",
-        },
+        env={**env, "OPENAI_AGENTS_DISABLE_TRACING": "1"},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert int(result.stdout.split()[-1]) > 100_000
+    seen: dict[str, list[str]] = json.loads(result.stdout.splitlines()[-1])
+    return seen
+
+
+def test_start_loads_migrations_only_when_the_database_is_behind(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'app.db'}"
+    first = modules_loaded(database_url)  # a new file: the start migrates it
+    assert first["import"] == first["build"] == []
+    assert "alembic" in first["start"]
+    again = modules_loaded(database_url)  # at head: a restart, a --reload, a replica
+    assert again == {"import": [], "build": [], "start": []}
+
+
+def test_head_revision_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]

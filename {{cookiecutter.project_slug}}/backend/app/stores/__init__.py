@@ -6,17 +6,22 @@ PostgreSQL URLs (plain or async-driver forms) -> ``SQLStore``.
     store = await open_store(settings.database_url)   # builds + start()s (migrates)
     ...
     await store.close()
+
+``SQLStore`` (and with it SQLAlchemy) is imported on first use, so an app on the
+memory store never loads it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.sdk_fixes.full_uuid_ids import new_id
 from app.stores.base import AppStore
-from app.stores.ids import new_id
 from app.stores.memory import MemoryStore
-from app.stores.sql import SQLStore
 from app.stores.urls import MEMORY_URL, normalize_database_url
+
+if TYPE_CHECKING:
+    from app.stores.sql import SQLStore
 
 
 def build_store(database_url: str, **engine_options: Any) -> AppStore:
@@ -27,6 +32,8 @@ def build_store(database_url: str, **engine_options: Any) -> AppStore:
     url = normalize_database_url(database_url)
     if url == MEMORY_URL:
         return MemoryStore()
+    from app.stores.sql import SQLStore
+
     return SQLStore(url, **engine_options)
 
 
@@ -39,6 +46,14 @@ async def open_store(database_url: str, **engine_options: Any) -> AppStore:
         await store.close()
         raise
     return store
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SQLStore":
+        from app.stores.sql import SQLStore
+
+        return SQLStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

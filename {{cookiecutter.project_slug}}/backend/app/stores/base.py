@@ -11,7 +11,7 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
 
 from app.context import RequestContext
-from app.stores.ids import FullUuidIds
+from app.sdk_fixes.full_uuid_ids import FullUuidIds
 
 Order = Literal["asc", "desc"]
 

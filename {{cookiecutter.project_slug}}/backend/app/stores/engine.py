@@ -1,21 +1,21 @@
-"""Async engine construction, including the SQLite connection settings we depend on."""
+"""Engine construction, including the SQLite connection settings we depend on."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.stores.urls import is_sqlite
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -25,29 +25,17 @@ SQLITE_WRITE_OPTION = "chatkit_sqlite_immediate"
 
 def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     """Create the engine for an already-normalized async URL."""
+    # Imported here: SQLAlchemy's asyncio extension imports its ORM, which the app never
+    # needs unless it talks to the database through an async engine.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     sqlite = is_sqlite(url)
     # A server can drop idle connections (restart, failover); a local file cannot.
     options: dict[str, Any] = {"pool_pre_ping": not sqlite}
     options.update(engine_options)
     engine = create_async_engine(url, **options)
     if sqlite:
-        _configure_sqlite(engine.sync_engine, SQLITE_BUSY_TIMEOUT_MS)
-    return engine
-
-
-def create_inline_sqlite_engine(url: str) -> Engine:
-    """A synchronous engine on the same SQLite file, for queries run on the event loop.
-
-    A query on a local, indexed SQLite file in WAL mode takes microseconds; aiosqlite
-    runs every call (begin, execute, fetch, commit) in a thread of its own and comes
-    back through the loop, which costs far more than the query (see the template
-    repository's docs/BENCHMARKS.md). Its busy timeout is 0 so that waiting for another
-    process's write lock never blocks the loop: the store retries with asyncio sleeps
-    (``is_sqlite_busy``).
-    """
-    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
-    engine = sqlalchemy.create_engine(sync_url)
-    _configure_sqlite(engine, busy_timeout_ms=0)
+        configure_sqlite(engine.sync_engine, SQLITE_BUSY_TIMEOUT_MS)
     return engine
 
 
@@ -61,7 +49,7 @@ def is_sqlite_busy(error: BaseException) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _configure_sqlite(sync_engine: Engine, busy_timeout_ms: int) -> None:
+def configure_sqlite(sync_engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take BEGIN away from the sqlite3 module (it skips it for SELECT/DDL) so the
@@ -105,6 +93,8 @@ async def ensure_sqlite_wal(path: str, timeout_s: float = 30.0) -> None:
     "database is locked" at once instead of invoking busy_timeout: hence the retry,
     which matters when several workers boot together on a fresh file.
     """
+    import aiosqlite
+
     deadline = time.monotonic() + timeout_s
     while True:
         try:

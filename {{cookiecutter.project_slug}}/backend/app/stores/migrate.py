@@ -1,4 +1,8 @@
-"""Run the Alembic migrations to head from inside the application."""
+"""Run the Alembic migrations to head from inside the application.
+
+Alembic (and the SQLAlchemy ORM it imports) loads only when a database is behind:
+``schema_at_head`` asks the version table first, one query.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,24 @@ import asyncio
 import hashlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
-from app.stores.engine import SQLITE_WRITE_OPTION
+from app.stores.engine import SQLITE_WRITE_OPTION, is_sqlite_busy
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # Resolved from the package, not the working directory, so an installed wheel migrates too.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+# The newest revision in migrations/versions: a new migration updates it (a test checks).
+HEAD_REVISION = "0001"
+VERSION_TABLE = "alembic_version"  # Alembic's default
 
 # pg_advisory_xact_lock key (signed 64-bit) shared by every process migrating this schema.
 MIGRATION_LOCK_KEY = int.from_bytes(
@@ -31,12 +42,36 @@ _IN_PROCESS = threading.Lock()
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """Config without alembic.ini; ``env.py`` uses ``attributes["connection"]`` when set."""
+    from alembic.config import Config
+
     config = Config()
     # Config values go through configparser interpolation, hence the escaping.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+def is_at_head(connection: Connection) -> bool:
+    """Whether the schema is at ``HEAD_REVISION``; False when in doubt (then Alembic decides)."""
+    try:
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return False
+        versions = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return list(versions.scalars()) == [HEAD_REVISION]
+    except OperationalError as error:
+        if is_sqlite_busy(error):  # a migrator elsewhere is busy: let Alembic wait for it
+            return False
+        raise
+
+
+async def schema_at_head(engine: Engine | AsyncEngine) -> bool:
+    """``is_at_head`` on a connection of ``engine`` (sync engines run on the loop: SQLite)."""
+    if isinstance(engine, Engine):
+        with engine.connect() as sync_connection:
+            return is_at_head(sync_connection)
+    async with engine.connect() as connection:
+        return await connection.run_sync(is_at_head)
 
 
 def take_migration_lock(connection: Connection) -> None:
@@ -51,6 +86,8 @@ def take_migration_lock(connection: Connection) -> None:
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     take_migration_lock(connection)
     command.upgrade(alembic_config(connection), "head")
 

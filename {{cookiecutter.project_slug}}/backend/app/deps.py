@@ -1,0 +1,63 @@
+"""What routes receive: typed FastAPI dependencies over the objects `create_app` built.
+
+    async def endpoint(server: ChatServerDep, settings: SettingsDep) -> Response: ...
+
+Each app keeps its own `Services` (tests build several apps in one process); a route
+never reads `request.app.state` itself. Who is asking is `IdentityDep`, in identity.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, FastAPI, Request
+from starlette.applications import Starlette
+
+from app.config import Settings
+from app.server import ChatServer
+from app.stores import AppStore
+
+if TYPE_CHECKING:
+    from app.identity import SessionCookies
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: AppStore
+    chat_server: ChatServer
+    sessions: SessionCookies
+
+
+def attach_services(app: FastAPI, services: Services) -> None:
+    app.state.services = services
+
+
+def services_of(app: Starlette) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+def get_services(request: Request) -> Services:
+    return services_of(request.app)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_store(services: ServicesDep) -> AppStore:
+    return services.store
+
+
+def get_chat_server(services: ServicesDep) -> ChatServer:
+    return services.chat_server
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[AppStore, Depends(get_store)]
+ChatServerDep = Annotated[ChatServer, Depends(get_chat_server)]
