@@ -246,7 +246,6 @@ def render_section(data: dict[str, Any], goals: list[list[str]]) -> str:
                 sec(parts["pre_hook"]),
                 sec(parts["files"]),
                 sec(parts["post_hook"]),
-                sec(parts["static_checks"]),
             ]
         )
     worst = data["worst_median"]
@@ -262,7 +261,7 @@ def render_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         "cookiecutter's Python API with `--no-input`-style answers, `run_smoke_test=false` and "
         "`CHATKIT_TEMPLATE_SKIP_SMOKE=1`, timed end to end in one process: the pre-generation "
         "hook (a Python subprocess), every file, and the post-generation hook (a Python "
-        "subprocess: shaping, `.env`, and its static checks, whose own timing it prints). "
+        "subprocess: shaping, recording the answers and writing `.env`). "
         f"Each combination {data['repetitions']} times, interleaved; the median of each column "
         "is shown (so the parts need not add up exactly). Every provider with the default "
         f"store and frontend, then every store {X} frontend.\n\n"
@@ -273,7 +272,6 @@ def render_section(data: dict[str, Any], goals: list[list[str]]) -> str:
                 "pre-gen hook",
                 "files + cookiecutter",
                 "post-gen hook",
-                "of which static checks",
             ],
             rows,
         )
@@ -281,8 +279,8 @@ def render_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         f"combination: {sec(worst)}. The CLI with the defaults, `cookiecutter TEMPLATE "
         f"--no-input run_smoke_test=false`, takes {sec(data['cli_default'])} wall "
         f"(median of {len(data['cli_runs'])}): the rest is Python's start-up and cookiecutter's "
-        "imports. The two hooks are two Python start-ups; the post-generation hook's static "
-        "checks compile every `.py` and parse every JSON/TOML/YAML file." + reference_part(data)
+        "imports. The two hooks are two Python start-ups; the pre-generation hook also loads "
+        "the provider table from the template." + reference_part(data)
     )
 
 
