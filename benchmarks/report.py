@@ -841,7 +841,7 @@ def startup_section(data: dict[str, Any], goals: list[list[str]]) -> str:
     ]
     return (
         "## 6. Start-up\n\n"
-        f"Fresh interpreters in the generated backend's directory, {data['runs']} runs of "
+        f"Fresh interpreters in the generated backend's directory, {data['runs']} run(s) of "
         "each kind taking turns, median shown (`benchmarks/startup_bench.py`). Each figure "
         "runs from the interpreter's launch to the work done (its exit, which frees every "
         "object, is left out); CPU time is user + system of that process, wall time is on "
