@@ -35,17 +35,22 @@ def _pool() -> dict[str, int] | None:
     # vars(), not getattr(): app.main builds its `app` on first access, and this runs in
     # a signal handler of a process that has built it already (or runs the factory).
     app = vars(sys.modules["app.main"]).get("app") if "app.main" in sys.modules else None
-    services = getattr(getattr(app, "state", None), "services", None)
-    store = getattr(services, "store", None)
-    engine = getattr(store, "engine", None)
-    if engine is None:
+    store = getattr(getattr(getattr(app, "state", None), "services", None), "store", None)
+    # The engines the SQL store has built: on SQLite its queries go through a synchronous
+    # engine and the async one exists once it migrated; both hold connections.
+    engines = [vars(store).get("_engine"), getattr(store, "_inline", None)] if store else []
+    pools = [engine.pool for engine in engines if engine is not None]
+    if not pools:
         return None
-    pool = engine.pool
+
+    def total(method: str) -> int:
+        return sum(int(getattr(pool, method)()) for pool in pools if hasattr(pool, method))
+
     return {
-        "checked_out": int(pool.checkedout()) if hasattr(pool, "checkedout") else -1,
-        "idle": int(pool.checkedin()) if hasattr(pool, "checkedin") else -1,
-        "size": int(pool.size()) if hasattr(pool, "size") else -1,
-        "max_overflow": int(getattr(pool, "_max_overflow", 0)),
+        "checked_out": total("checkedout"),
+        "idle": total("checkedin"),
+        "size": total("size"),
+        "max_overflow": sum(int(getattr(pool, "_max_overflow", 0)) for pool in pools),
     }
 
 

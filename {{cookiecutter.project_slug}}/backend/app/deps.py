@@ -9,17 +9,15 @@ never reads `request.app.state` itself. Who is asking is `IdentityDep`, in ident
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from starlette.applications import Starlette
 
 from app.config import Settings
+from app.identity import SessionCookies
 from app.server import ChatServer
 from app.stores import AppStore
-
-if TYPE_CHECKING:
-    from app.identity import SessionCookies
 
 
 @dataclass(frozen=True, slots=True)

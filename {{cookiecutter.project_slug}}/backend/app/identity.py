@@ -19,8 +19,6 @@ from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.deps import ServicesDep
-
 _VERSION = "v1"
 
 
@@ -88,8 +86,12 @@ def came_over_https(request: Request) -> bool:
     return request.url.scheme == "https" or forwarded == "https"
 
 
-def get_sessions(services: ServicesDep) -> SessionCookies:
-    return services.sessions
+def get_sessions(request: Request) -> SessionCookies:
+    # Imported here: app.deps imports the whole app, and this module stays importable on
+    # its own, for tools that sign or check session cookies.
+    from app.deps import services_of
+
+    return services_of(request.app).sessions
 
 
 SessionsDep = Annotated[SessionCookies, Depends(get_sessions)]
