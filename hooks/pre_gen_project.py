@@ -47,6 +47,8 @@ def load_provider_table(answers: dict[str, object]) -> ModuleType | None:
     Then only cruft can be rendering, from a clone it does not name: its answers were
     checked when first given, and the backend checks the provider settings at start-up.
     """
+    # A .pyc left in the template would be copied into the next project it renders.
+    sys.dont_write_bytecode = True
     for template in template_dirs(answers):
         for path in sorted(template.glob(TABLE_GLOB)):
             spec = importlib.util.spec_from_file_location("provider_table", path)

@@ -20,7 +20,12 @@ def load() -> ModuleType:
     assert spec is not None and spec.loader is not None, TABLE_FILE
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    # No __pycache__ beside it: the template would copy it into every project.
+    dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = dont_write
     return module
 
 

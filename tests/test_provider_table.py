@@ -9,7 +9,11 @@ it; the generated backend's own tests/test_provider_table.py checks the settings
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -160,3 +164,24 @@ def test_the_template_readme_lists_the_providers() -> None:
     assert choices and base_url
     assert mentioned(choices.group(1)) == NAMES, "README.md: the llm_provider prompt row"
     assert mentioned(base_url.group(1)) == NEEDS_URL, "README.md: the llm_base_url prompt row"
+
+
+def test_loading_the_table_leaves_no_bytecode_in_the_template(tmp_path: Path) -> None:
+    # A __pycache__ beside the table would be copied into every project rendered after.
+    copy = tmp_path / "template"
+    ignore = shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__", ".*_cache")
+    shutil.copytree(TEMPLATE, copy, ignore=ignore)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    load = [sys.executable, "-c", "import tests.provider_table"]
+    subprocess.run(load, cwd=copy, env=env, check=True, timeout=60)
+    answers = ["--no-input", "run_smoke_test=false", "model_name=litellm/x"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(copy), "-o", str(tmp_path / "o"), *answers],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "has a routing prefix" in refused.stderr, "the hook did not load the table"
+    assert list((copy / PROJECT_TEMPLATE.name).rglob("__pycache__")) == []
