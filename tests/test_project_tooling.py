@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TEMPLATE
+from tests.conftest import TEMPLATE, run
 from tests.project_support import (
     PROJECT_DIR,
     compose_command,
@@ -263,10 +263,7 @@ def test_the_lock_is_current_whatever_the_project_is_called(tmp_path: Path) -> N
     project = generate(tmp_path, project_name="Zebra Support Desk", frontend="none").project
     backend = project / "backend"
     assert project.name == "zebra_support_desk"
-    result = subprocess.run(
-        [find_tool("uv"), "lock", "--check"], cwd=backend, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run([find_tool("uv"), "lock", "--check"], cwd=backend)
     assert (backend / "uv.lock").read_bytes() == (
         TEMPLATE / PROJECT_DIR / "backend" / "uv.lock"
     ).read_bytes()
@@ -275,13 +272,7 @@ def test_the_lock_is_current_whatever_the_project_is_called(tmp_path: Path) -> N
 @pytest.mark.parametrize("config", ["template", "project"])
 def test_pre_commit_configs_are_valid_and_use_only_local_tools(config: str) -> None:
     path = TEMPLATE / (PROJECT_DIR if config == "project" else "") / ".pre-commit-config.yaml"
-    result = subprocess.run(
-        [find_tool("pre-commit"), "validate-config", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run([find_tool("pre-commit"), "validate-config", str(path)], cwd=TEMPLATE)
     # Local hooks run the pinned tools and need no download of hook repositories.
     repos = yaml.safe_load(path.read_text())["repos"]
     assert [repo["repo"] for repo in repos] == ["local"]
