@@ -25,6 +25,7 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
         "### What each change bought",
         "## 4. Store scaling",
         "## 5. Memory",
+        "## 6. Start-up",
     ):
         assert heading in text, heading
     for server in ("generated backend (SQLite)", "docs-pattern ChatKit server", "relay floor"):

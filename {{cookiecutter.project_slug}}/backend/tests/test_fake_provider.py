@@ -460,7 +460,9 @@ def test_many_fakes_start_and_stop_quickly() -> None:
             response = httpx.get(first.base_url + "/models")
             assert response.json()["data"][0]["id"] == "fake-model"
             started = time.monotonic()
-        assert time.monotonic() - started < 1.0
+        # Stopping shuts the servers down at once; a hang here would be a lost shutdown,
+        # which this bound catches without timing anything close.
+        assert time.monotonic() - started < 10.0
     assert fake_threads() == threads_before
     with pytest.raises(httpx.ConnectError):
         httpx.get(first.base_url + "/models")
