@@ -1,36 +1,21 @@
 """Shape the generated project to the answers, then install and smoke-test it with the
-project's own commands.
-
-Which files a project gets is decided by the tables below, and nowhere else.
+project's own commands. Which files a project gets is decided by the tables below.
 
 Steps, each printed with its time:
-1. shape the tree (the tables) and record the answers in `.cookiecutter.json`;
+1. shape the tree and record the answers in `.cookiecutter.json`;
 2. write the git-ignored `.env` with a fresh SESSION_SECRET (tracked files stay
    deterministic: the same answers and template commit give the same bytes);
-3. unless switched off (`run_smoke_test=false`, or CHATKIT_TEMPLATE_SKIP_SMOKE=1 for CI
-   and scripted runs): `make install-backend` (uv sync --locked when uv is there, else
-   venv + pip) and the smoke test `make smoke` runs, `python -m tests.smoke`. These are
-   the commands a user runs by hand later, so the hook checks exactly what they get.
+3. unless `run_smoke_test=false` or CHATKIT_TEMPLATE_SKIP_SMOKE=1: `make install-backend`
+   and what `make smoke` runs, the commands a user runs by hand later.
+A cruft re-render (`cruft update` / `cruft diff`) runs step 1 alone, silently.
+The template's own QA (compile, parse, leftovers, settings) runs in its tests instead.
 
-The template's own QA (every file compiles and parses, no template syntax is left,
-`.env.example` names every setting) runs in the template's tests, not on users' machines.
-
-When cruft re-renders the template to compute `cruft update` / `cruft diff`, only step 1
-runs, silently: no `.env` (its random secret would show up as a change), no install.
-
-Failures never cost the user the new project:
-* an environmental failure (no network, no Python 3.11+, no make, PostgreSQL down) keeps
-  the project, prints a loud warning with the commands to run once fixed, and exits 0;
-* a defect (the smoke test fails) prints a FAILED banner with its output, writes it to
-  GENERATION_FAILED.txt, and still exits 0, unless CHATKIT_TEMPLATE_STRICT=1 asks for
-  exit status 1.
-Why exit 0 on a defect: cookiecutter (and cruft, which calls it) deletes the whole
-project directory when a post-generation hook exits non-zero, unless the user happened
-to pass --keep-project-on-failure, which the hook cannot see. A non-zero exit would
-throw away exactly the evidence needed to understand the failure (the tree, the venv,
-the app's output). The banner is unmissable for a person; GENERATION_FAILED.txt is the
-signal for scripts (test for the file), and CI of the template sets
-CHATKIT_TEMPLATE_STRICT=1 (plus --keep-project-on-failure) to get a failing exit status.
+Failures never cost the user the new project. An environmental failure (no network, no
+Python 3.11+, no make, PostgreSQL down) prints a warning with the commands to run once
+fixed. A defect (the smoke test fails) prints a FAILED banner and writes it to
+GENERATION_FAILED.txt. Both exit 0, because cookiecutter and cruft delete the project
+when a hook exits non-zero (unless --keep-project-on-failure, which the hook cannot
+see), and with it the evidence. CHATKIT_TEMPLATE_STRICT=1 makes a defect exit 1.
 """
 
 from __future__ import annotations
