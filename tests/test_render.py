@@ -1,87 +1,186 @@
-"""Render the defaults, then each provider and each store; lint and test each render."""
+"""The answer matrix: each combination of answers is rendered and checked for what it
+changes, and the generated project's own suite runs where running it again tells more.
+
+Renders differ only in `backend/app/defaults.py`, `.env.example`, the README, the compose
+file, the frontend folder and the CI workflow; the generated tests set provider and store
+per test. So the full generated suite runs once per store (one of those renders on a
+Chat Completions provider), and every render, those included, gets the checks of what
+its answers change: the template QA (compile, parse, leftovers), ruff, mypy, the
+settings loaded from its `.env.example`, and the rendered provider's own row tests.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, TEMPLATE, Render, run
+from tests.conftest import PYTHON, TEMPLATE, render_project, run
+from tests.provider_table import NEEDS_BASE_URL, ROWS
+from tests.template_qa import settings_from_env_example, static_checks
 
 DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 PROVIDERS: list[str] = DEFAULTS["llm_provider"]
 STORES: list[str] = DEFAULTS["store_backend"]
-BASE_URL_REQUIRED = {"azure_openai", "openai_compatible"}
-
-CASES = [pytest.param({}, id="defaults")]
-CASES += [
-    pytest.param(
-        {"llm_provider": provider}
-        | ({"llm_base_url": "http://127.0.0.1:9/v1"} if provider in BASE_URL_REQUIRED else {}),
-        id=f"provider-{provider}",
-    )
-    for provider in PROVIDERS[1:]
-]
-CASES += [pytest.param({"store_backend": store}, id=f"store-{store}") for store in STORES[1:]]
-
-PROVIDER_TESTS = [
-    "tests/test_startup.py",
-    "tests/test_conversation.py",
-    "tests/test_provider_errors.py",
-    "tests/test_workarounds.py",
+FRONTENDS: list[str] = DEFAULTS["frontend"]
+MCP_URL = "http://localhost:8001/mcp"
+PROVIDER_ROW_TESTS = ["tests/test_provider_table.py"]
+# The generated suite with the plugins its own environment has: the template's test tools
+# (parallel workers, hypothesis) stay out of it, and their start-up time with them.
+GENERATED_PYTEST = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"] + [
+    arg
+    for plugin in ("xdist", "xdist.looponfail", "hypothesispytest")
+    for arg in ("-p", f"no:{plugin}")
 ]
 
-JINJA_LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%-?\s")
-SKIP_DIRS = {"node_modules", ".venv", ".git", ".next", "dist"}
+
+CHAT_COMPLETIONS = next(row.name for row in ROWS if row.api_style == "chat_completions")
+# What a provider without an endpoint of its own is rendered with.
+BASE_URLS = {"azure_openai": "https://example-resource.openai.azure.com/openai/v1/"}
+LOCAL_BASE_URL = "http://127.0.0.1:9/v1"
 
 
-def jinja_leftovers(project: Path) -> list[str]:
-    """Files outside the JSX/TS frontends that still hold template syntax."""
-    found = []
-    for path in project.rglob("*"):
-        if not path.is_file() or SKIP_DIRS & set(path.parts):
-            continue
-        if path.suffix in {".ts", ".tsx", ".mjs", ".js", ".yml", ".yaml"}:
-            continue  # Their own `{{ }}` is JSX or GitHub Actions, copied unrendered on purpose.
-        if JINJA_LEFTOVER.search(path.read_text(errors="ignore")):
-            found.append(str(path.relative_to(project)))
-    return found
+def provider_answers(provider: str) -> dict[str, str]:
+    answers = {"llm_provider": provider}
+    if provider in NEEDS_BASE_URL:
+        answers["llm_base_url"] = BASE_URLS.get(provider, LOCAL_BASE_URL)
+    return answers
 
 
-@pytest.mark.parametrize("answers", CASES)
-def test_render_lint_and_test(render: Render, answers: dict[str, str]) -> None:
-    project = render(**answers)
-    assert jinja_leftovers(project) == []
+# The generated suite runs on these: once per store, once on a Chat Completions provider.
+FULL_SUITE: dict[str, dict[str, str]] = {
+    "defaults": {},  # the first provider, store and frontend
+    f"{CHAT_COMPLETIONS}-postgres-vite": {
+        **provider_answers(CHAT_COMPLETIONS),
+        "store_backend": "postgres",
+        "frontend": "vite",
+        "mcp_server_url": MCP_URL,
+    },
+    "memory-none": {"store_backend": "memory", "frontend": "none"},
+}
 
+
+def other_renders() -> dict[str, dict[str, str]]:
+    """Every other provider once, and every store with every frontend: each render takes
+    the next store and frontend pair the renders above have not had."""
+    covered = {
+        (a.get("store_backend", STORES[0]), a.get("frontend", FRONTENDS[0]))
+        for a in FULL_SUITE.values()
+    }
+    pairs = [(s, f) for s in STORES for f in FRONTENDS if (s, f) not in covered]
+    rendered = {a.get("llm_provider", PROVIDERS[0]) for a in FULL_SUITE.values()}
+    providers = [p for p in PROVIDERS if p not in rendered]
+    # More pairs than providers left: the first provider takes the rest.
+    providers += [PROVIDERS[0]] * (len(pairs) - len(providers))
+    renders = {}
+    for index, provider in enumerate(providers):
+        store, frontend = pairs[index % len(pairs)]
+        answers = {**provider_answers(provider), "store_backend": store, "frontend": frontend}
+        renders[f"{provider}-{store}-{frontend}"] = answers
+    # The free-text answers, with characters a careless template would mangle.
+    renders["named-openrouter-memory-vite"] = {
+        "project_name": "Zoë's Chat-Bot",
+        "project_slug": "zoes_bot",
+        "description": "Answers questions about Zoë's shop & more.",
+        "llm_provider": "openrouter",
+        "model_name": "meta-llama/llama-3.3-70b-instruct",
+        "store_backend": "memory",
+        "frontend": "vite",
+        "mcp_server_url": MCP_URL,
+    }
+    return renders
+
+
+OTHERS = other_renders()
+
+
+def params(cases: dict[str, dict[str, str]]) -> list[pytest.ParameterSet]:
+    return [pytest.param(answers, id=name) for name, answers in cases.items()]
+
+
+DATABASE_URL_PREFIX = {
+    "sqlite": "sqlite+aiosqlite:///",
+    "postgres": "postgresql+asyncpg://",
+    "memory": "memory://",
+}
+
+
+def test_the_matrix_covers_every_choice() -> None:
+    """Each provider, and each store with each frontend, is rendered at least once."""
+    renders = [*FULL_SUITE.values(), *OTHERS.values()]
+    providers = {r.get("llm_provider", PROVIDERS[0]) for r in renders}
+    pairs = {(r.get("store_backend", STORES[0]), r.get("frontend", FRONTENDS[0])) for r in renders}
+    assert providers == set(PROVIDERS)
+    assert pairs == {(store, frontend) for store in STORES for frontend in FRONTENDS}
+    assert {r.get("store_backend", STORES[0]) for r in FULL_SUITE.values()} == set(STORES)
+    api_styles = {row.name: row.api_style for row in ROWS}
+    assert "chat_completions" in {
+        api_styles[r.get("llm_provider", PROVIDERS[0])] for r in FULL_SUITE.values()
+    }
+
+
+@pytest.mark.parametrize("answers", params(FULL_SUITE))
+def test_generated_suite(answers: dict[str, str], tmp_path: Path) -> None:
+    project = render_project(tmp_path / "out", **answers)
+    run([*GENERATED_PYTEST, "-x"], cwd=project / "backend", timeout=900)
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache per worker: the SDKs' stubs are analysed once, each render's own
+    modules each time (about 2 s a render instead of 30)."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+def recorded_answers(project: Path) -> dict[str, str]:
+    return dict(json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"])
+
+
+def check_render(
+    project: Path, answers: dict[str, str], mypy_cache: Path, full_suite: bool
+) -> None:
+    """What an answer can change: the rendered files, the settings, the linters' verdict."""
+    qa = static_checks(project)
+    assert qa.problems == []
+    assert qa.python_files > 30 and qa.data_files >= 4 and qa.rendered_files > 10
+
+    recorded = recorded_answers(project)
+    for key, value in answers.items():
+        assert recorded[key] == value, key
+    provider, store = recorded["llm_provider"], recorded["store_backend"]
     env_example = (project / ".env.example").read_text()
-    provider = answers.get("llm_provider", PROVIDERS[0])
     assert f"LLM_PROVIDER={provider}\n" in env_example
-    store = answers.get("store_backend", STORES[0])
     assert "SESSION_SECRET=\n" in env_example, "tracked files hold no secret"
     assert re.search(r"^SESSION_SECRET=\S{32,}$", (project / ".env").read_text(), re.M)
-    database_url = re.search(r"^DATABASE_URL=(.*)$", env_example, re.M)
-    assert database_url is not None
-    assert database_url.group(1).startswith(
-        {
-            "sqlite": "sqlite+aiosqlite:///",
-            "postgres": "postgresql+asyncpg://",
-            "memory": "memory://",
-        }[store]
-    )
 
-    ruff = shutil.which("ruff") or "ruff"
+    loaded = settings_from_env_example(project)
+    assert loaded.missing == [], f".env.example does not name {loaded.missing}"
+    values = loaded.values
+    assert values["llm_provider"] == provider
+    assert values["model_name"] == recorded["model_name"]
+    assert values["llm_base_url"] == recorded["llm_base_url"]
+    assert values["mcp_server_url"] == recorded["mcp_server_url"]
+    assert values["project_name"] == recorded["project_name"]
+    assert values["database_url"].startswith(DATABASE_URL_PREFIX[store])
+
     backend = project / "backend"
-    run([ruff, "check", "."], cwd=backend)
-    run([ruff, "format", "--check", "."], cwd=backend)
-    # The generated tests set provider and store per test, so every render runs the same
-    # code: the whole suite runs on the defaults and each store; a provider render runs
-    # the tests about providers, which are the ones its answers can change.
-    scope = PROVIDER_TESTS if "llm_provider" in answers else []
+    run([PYTHON, "-m", "ruff", "check", "."], cwd=backend)
+    run([PYTHON, "-m", "ruff", "format", "--check", "."], cwd=backend)
     run(
-        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *scope],
+        [PYTHON, "-m", "mypy", "--cache-dir", str(mypy_cache), "app", "tests"],
         cwd=backend,
-        timeout=900,
+        timeout=300,
     )
+    if full_suite:
+        return  # test_generated_suite runs them, with everything else
+    # The provider table's own tests: its rows against the rendered .env.example and
+    # README, and each row's client and model.
+    run([*GENERATED_PYTEST, *PROVIDER_ROW_TESTS], cwd=backend)
+
+
+@pytest.mark.parametrize("answers", params(FULL_SUITE | OTHERS))
+def test_render(answers: dict[str, str], tmp_path: Path, mypy_cache: Path) -> None:
+    project = render_project(tmp_path / "out", **answers)
+    check_render(project, answers, mypy_cache, full_suite=answers in FULL_SUITE.values())
