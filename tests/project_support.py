@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEMPLATE
+from tests.conftest import PROJECT_DIR, TEMPLATE  # noqa: F401 (PROJECT_DIR: for the tests)
 
-PROJECT_DIR = "{{cookiecutter.project_slug}}"
 # Generated files that are never tracked (the project's .gitignore says so).
 LOCAL_ONLY = {".env", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache"}
-CACHE_DIRS = {"__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache", ".venv"}
 TOOLS_DIR = Path(sys.executable).parent
 
 
@@ -33,13 +31,6 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     for name in ("CHATKIT_TEMPLATE_SKIP_SMOKE", "CHATKIT_TEMPLATE_STRICT", "VIRTUAL_ENV"):
         env.pop(name, None)
     return {**env, **(extra or {})}
-
-
-def clean_template_tree() -> None:
-    """Caches other runs leave in the template's project directory would be rendered."""
-    for path in sorted((TEMPLATE / PROJECT_DIR).rglob("*"), reverse=True):
-        if path.is_dir() and path.name in CACHE_DIRS and "node_modules" not in path.parts:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
@@ -59,10 +50,10 @@ def generate(
 ) -> Generated:
     """`cookiecutter TEMPLATE --no-input key=value...` in a subprocess, as a user runs it.
 
-    The install and smoke test run only when a test passes run_smoke_test=True.
+    The install and smoke test run only when a test passes run_smoke_test=True. The
+    template tree was cleaned of caches once for the whole run (conftest.py).
     """
     answers = {"run_smoke_test": False, **answers}
-    clean_template_tree()
     out.mkdir(parents=True, exist_ok=True)
     values = [
         f"{key}={str(value).lower() if isinstance(value, bool) else value}"
@@ -123,7 +114,6 @@ def git(repo: Path, *args: str) -> str:
 
 def template_repo(destination: Path) -> Path:
     """A git repository holding the template as it is in this working tree (one commit)."""
-    clean_template_tree()
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=TEMPLATE,
