@@ -8,7 +8,6 @@ import math
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from reliability.harness import free_port
 from tests import provider_table
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -127,12 +127,6 @@ def patched_env(values: dict[str, str]) -> Iterator[None]:
 
 
 # --- child processes --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -23,6 +23,10 @@ from typing import Any
 
 import httpx
 
+# The ChatKit protocol (request bodies, the event stream) as the reliability suite speaks it;
+# only the timing loop is this driver's own.
+from reliability.harness import parse_events, user_input
+
 # What marks the first text delta, and a finished turn, in each protocol's stream.
 FIRST_TOKEN = {
     "chatkit": b'"assistant_message.content_part.text_delta"',
@@ -38,14 +42,6 @@ class Results:
     ttft: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-
-
-def user_input(text: str) -> dict[str, Any]:
-    return {
-        "content": [{"type": "input_text", "text": text}],
-        "attachments": [],
-        "inference_options": {},
-    }
 
 
 async def one_turn(
@@ -73,11 +69,9 @@ async def one_turn(
 
 
 def thread_id_of(body: bytes) -> str:
-    for line in body.split(b"\n"):
-        if line.startswith(b"data: "):
-            event = json.loads(line[6:])
-            if event.get("type") == "thread.created":
-                return str(event["thread"]["id"])
+    for event in parse_events(body):
+        if event.get("type") == "thread.created":
+            return str(event["thread"]["id"])
     raise ValueError(f"no thread.created event in {body[:300]!r}")
 
 

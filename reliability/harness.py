@@ -8,6 +8,7 @@
 * `Database`: a fresh SQLite file or PostgreSQL database per check, queried directly.
 * `Browser` / `AsyncBrowser`: ChatKit over HTTP with a cookie jar; every response goes
   through the `Recorder`, which checks headers and looks for secrets in it.
+* `free_port`: the template's one free-port helper (tests and benchmarks import it).
 """
 
 from __future__ import annotations
@@ -72,10 +73,24 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, never the same one twice in a process.
+
+    The template's one copy: the tests, the benchmarks and this suite import it. The
+    kernel picks the port; it may hand a closed one out again before its first taker
+    has bound it (two servers started back to back), so those are skipped.
+    """
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no new free loopback port after 100 tries")
 
 
 def load_module(name: str, path: Path) -> ModuleType:

@@ -12,14 +12,15 @@ import hashlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cookiecutter.main import cookiecutter
+
+from reliability.harness import free_port
+from tests.conftest import render_project
 
 # TEMPLATE_UNDER_TEST: render another checkout (e.g. a clean copy) instead of this one.
 TEMPLATE_DIR = Path(os.environ.get("TEMPLATE_UNDER_TEST") or Path(__file__).resolve().parents[2])
@@ -46,12 +47,6 @@ NPM_ENV = {
     "npm_config_fund": "false",
     "npm_config_update_notifier": "false",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def require_npm() -> str:
@@ -155,14 +150,7 @@ def frontend_files(kind: str) -> dict[str, Path]:
 
 def render(kind: str, output_dir: Path, **answers: object) -> Path:
     """The generated project for `frontend=kind` (no smoke test)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    project = cookiecutter(
-        str(TEMPLATE_DIR),
-        no_input=True,
-        output_dir=str(output_dir),
-        extra_context={"frontend": kind, "run_smoke_test": False, **answers},
-    )
-    return Path(project)
+    return render_project(output_dir, TEMPLATE_DIR, **{"frontend": kind, **answers})
 
 
 def digest(path: Path) -> str:
