@@ -17,6 +17,8 @@ ANSWERS: dict[str, object] = json.loads({{cookiecutter | jsonify | tojson}})
 TABLE_GLOB = "*cookiecutter.project_slug*/backend/app/provider_table.py"
 STORES = ("sqlite", "postgres", "memory")
 FRONTENDS = ("nextjs", "vite", "none")
+# What a boolean answer may be as a string; app/defaults.py renders the same words as True.
+BOOLEAN_WORDS = ("true", "false", "yes", "no", "y", "n", "1", "0", "on", "off")
 SLUG = re.compile(r"[a-z][a-z0-9_]*")
 # Names that would shadow the standard library or the project's own packages.
 RESERVED_SLUGS = {"app", "tests", "chatkit", "agents", "openai", "test", "site", "json"}
@@ -119,9 +121,10 @@ def problems(answers: dict[str, object], table: ModuleType | None) -> list[str]:
         if value not in choices:
             found.append(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")
 
-    smoke = answers.get("run_smoke_test")
-    if not isinstance(smoke, bool) and str(smoke).lower() not in ("true", "false", "yes", "no"):
-        found.append(f"run_smoke_test {smoke!r} is not a boolean: use true or false")
+    for name in ("attachments", "run_smoke_test"):
+        flag = answers.get(name)
+        if not isinstance(flag, bool) and str(flag).lower() not in BOOLEAN_WORDS:
+            found.append(f"{name} {flag!r} is not a boolean: use true or false")
     return found
 
 

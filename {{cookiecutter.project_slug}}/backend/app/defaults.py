@@ -11,3 +11,5 @@ LLM_BASE_URL = "{{ cookiecutter.llm_base_url }}"
 STORE_BACKEND = "{{ cookiecutter.store_backend }}"
 DATABASE_NAME = "{{ cookiecutter.project_slug }}"
 MCP_SERVER_URL = "{{ cookiecutter.mcp_server_url }}"
+# A Python bool whether the answer came as a boolean or as a string (a replay file).
+ATTACHMENTS = {{ (cookiecutter.attachments | string | lower) in ["true", "yes", "y", "1", "on"] }}
