@@ -2,6 +2,7 @@
 
 import { ChatKit, useChatKit } from "@openai/chatkit-react";
 import { useRef, useState } from "react";
+import { useAttachmentPolicy } from "../lib/attachments";
 import { readStoredThread, storeThread, useColorScheme, useHostname } from "../lib/browser";
 import { CHATKIT_API_URL, SITE, resolveDomainKey } from "../lib/chatkit-config";
 import { chatkitProblem, missingKeyProblem, scriptProblem } from "../lib/chatkit-errors";
@@ -34,15 +35,27 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
   const [initialThread] = useState(readStoredThread);
   const [error, setError] = useState<unknown>(null);
   const threadLoaded = useRef(false);
+  // The widget starts without attachments and gets them once the backend's policy arrives.
+  const attachments = useAttachmentPolicy(CHATKIT_API_URL, fetchWithCookies);
+  const uploads = attachments?.enabled === true;
 
   const chatkit = useChatKit({
-    api: { url: CHATKIT_API_URL, domainKey, fetch: fetchWithCookies },
+    api: {
+      url: CHATKIT_API_URL,
+      domainKey,
+      fetch: fetchWithCookies,
+      // Two-phase: attachments.create answers with where to upload the bytes (see the backend).
+      ...(uploads && { uploadStrategy: { type: "two_phase" } }),
+    },
     theme: { colorScheme, radius: "round" },
     initialThread,
     header: { enabled: true, title: { enabled: true } },
     history: { enabled: true, showRename: true, showDelete: true },
     startScreen: { greeting: SITE.greeting, prompts: SITE.prompts },
-    composer: { placeholder: SITE.composerPlaceholder },
+    composer: {
+      placeholder: SITE.composerPlaceholder,
+      ...(uploads && { attachments }),
+    },
     onThreadChange: ({ threadId }) => storeThread(threadId),
     onThreadLoadEnd: () => {
       threadLoaded.current = true;
