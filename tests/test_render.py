@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +64,14 @@ FULL_SUITE: dict[str, dict[str, str]] = {
 }
 
 
-def other_renders() -> dict[str, dict[str, str]]:
+ATTACHMENTS_OFF: dict[str, Any] = {
+    "attachments": False,
+    "store_backend": "memory",
+    "frontend": "none",
+}
+
+
+def other_renders() -> dict[str, dict[str, Any]]:
     """Every other provider once, and every store with every frontend: each render takes
     the next store and frontend pair the renders above have not had."""
     covered = {
@@ -74,12 +83,14 @@ def other_renders() -> dict[str, dict[str, str]]:
     providers = [p for p in PROVIDERS if p not in rendered]
     # More pairs than providers left: the first provider takes the rest.
     providers += [PROVIDERS[0]] * (len(pairs) - len(providers))
-    renders = {}
+    renders: dict[str, dict[str, Any]] = {}
     for index, provider in enumerate(providers):
         store, frontend = pairs[index % len(pairs)]
         answers = {**provider_answers(provider), "store_backend": store, "frontend": frontend}
         renders[f"{provider}-{store}-{frontend}"] = answers
     # The free-text answers, with characters a careless template would mangle.
+    # Attachments off: only defaults.py and .env.example change; its own check below.
+    renders["attachments-off"] = ATTACHMENTS_OFF
     renders["named-openrouter-memory-vite"] = {
         "project_name": "Zoë's Chat-Bot",
         "project_slug": "zoes_bot",
@@ -96,7 +107,7 @@ def other_renders() -> dict[str, dict[str, str]]:
 OTHERS = other_renders()
 
 
-def params(cases: dict[str, dict[str, str]]) -> list[pytest.ParameterSet]:
+def params(cases: dict[str, dict[str, Any]]) -> list[pytest.ParameterSet]:
     return [pytest.param(answers, id=name) for name, answers in cases.items()]
 
 
@@ -134,12 +145,12 @@ def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mypy-cache")
 
 
-def recorded_answers(project: Path) -> dict[str, str]:
+def recorded_answers(project: Path) -> dict[str, Any]:
     return dict(json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"])
 
 
 def check_render(
-    project: Path, answers: dict[str, str], mypy_cache: Path, full_suite: bool
+    project: Path, answers: dict[str, Any], mypy_cache: Path, full_suite: bool
 ) -> None:
     """What an answer can change: the rendered files, the settings, the linters' verdict."""
     qa = static_checks(project)
@@ -164,6 +175,9 @@ def check_render(
     assert values["mcp_server_url"] == recorded["mcp_server_url"]
     assert values["project_name"] == recorded["project_name"]
     assert values["database_url"].startswith(DATABASE_URL_PREFIX[store])
+    # The answer is a boolean, recorded as one, and the setting's default follows it.
+    assert recorded["attachments"] is answers.get("attachments", True)
+    assert values["attachments_enabled"] is recorded["attachments"]
 
     backend = project / "backend"
     run([PYTHON, "-m", "ruff", "check", "."], cwd=backend)
@@ -181,6 +195,59 @@ def check_render(
 
 
 @pytest.mark.parametrize("answers", params(FULL_SUITE | OTHERS))
-def test_render(answers: dict[str, str], tmp_path: Path, mypy_cache: Path) -> None:
+def test_render(answers: dict[str, Any], tmp_path: Path, mypy_cache: Path) -> None:
     project = render_project(tmp_path / "out", **answers)
     check_render(project, answers, mypy_cache, full_suite=answers in FULL_SUITE.values())
+
+
+# What the attachments-off render's backend answers with its own defaults: the policy
+# the widget reads, and attachments.create (the paperclip's first request).
+_ATTACHMENTS_PROBE = """
+import json
+from fastapi.testclient import TestClient
+from app.main import create_app
+with TestClient(create_app()) as client:
+    policy = client.get("/chatkit/attachments/policy")
+    created = client.post("/chatkit", json={"type": "attachments.create", "params": {
+        "name": "photo.png", "size": 1000, "mime_type": "image/png"}})
+    print(json.dumps({"policy": policy.json(), "status": created.status_code,
+                      "body": created.json()}))
+"""
+
+
+def test_attachments_off_render_refuses_attachments(tmp_path: Path) -> None:
+    """The render's defaults, not a test's settings: with the answer false, the backend
+    started from its own .env says the composer has no paperclip and refuses a create."""
+    project = render_project(tmp_path / "out", **ATTACHMENTS_OFF)
+    assert "ATTACHMENTS = False\n" in (project / "backend/app/defaults.py").read_text()
+    result = subprocess.run(
+        [PYTHON, "-c", _ATTACHMENTS_PROBE],
+        cwd=project / "backend",
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "OPENAI_API_KEY": "sk-x"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["policy"]["enabled"] is False
+    assert answer["status"] == 400
+    assert answer["body"]["error"]["code"] == "attachments_disabled"
+    assert "ATTACHMENTS_ENABLED=true" in answer["body"]["error"]["message"]
+
+
+def test_a_string_answer_in_a_replay_file_renders_a_boolean(tmp_path: Path) -> None:
+    """A replay file (or cruft's context) may hold the answer as a string."""
+    from cookiecutter.main import cookiecutter
+
+    project = render_project(tmp_path / "first", attachments=False, frontend="none")
+    replay = json.loads((project / ".cookiecutter.json").read_text())
+    for text, expected in (("no", "False"), ("yes", "True")):
+        replay["cookiecutter"]["attachments"] = text
+        path = tmp_path / f"replay-{text}.json"
+        path.write_text(json.dumps(replay))
+        out = tmp_path / f"replayed-{text}"
+        root = Path(cookiecutter(str(TEMPLATE), replay=str(path), output_dir=str(out)))
+        defaults = (root / "backend/app/defaults.py").read_text()
+        assert f"ATTACHMENTS = {expected}\n" in defaults
