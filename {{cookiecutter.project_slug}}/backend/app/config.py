@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -9,11 +10,16 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import defaults
+from app.attachments.sniff import KNOWN_TYPES
 from app.provider_table import PROVIDERS, routing_prefix_fix
 
 # The project root holds the `.env` that docker compose also reads; a `.env` in the
 # working directory (backend/) wins over it.
 _PROJECT_ENV = Path(__file__).resolve().parents[2] / ".env"
+
+
+DEFAULT_ATTACHMENT_TYPES = tuple(KNOWN_TYPES)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # S3's bucket naming rules
 
 
 class ConfigError(Exception):
@@ -68,11 +74,66 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Attachments (README, "Attachments").
+    attachments_enabled: bool = defaults.ATTACHMENTS
+    attachment_storage: str = "database"  # or s3://BUCKET/PREFIX
+    s3_endpoint_url: str = ""  # MinIO, R2, GCS interop...; credentials from AWS_* variables
+    attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, le=5 * 1024**3)
+    attachment_types: Annotated[list[str], NoDecode] = list(DEFAULT_ATTACHMENT_TYPES)
+    attachment_max_per_message: int = Field(default=4, ge=1, le=100)
+    history_image_limit: int = Field(default=4, ge=0, le=100)
+    attachment_text_chars: int = Field(default=20_000, ge=100, le=2_000_000)
+    attachment_orphan_hours: float = Field(default=24, gt=0)
+    # The API's public origin for upload and preview URLs (https://chat.example.com);
+    # empty: from X-Forwarded-Proto/X-Forwarded-Host, else from the request.
+    public_url: str = ""
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("attachment_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("attachment_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in KNOWN_TYPES]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} unknown: list types of {', '.join(KNOWN_TYPES)}"
+            )
+        if not value:
+            raise ValueError("empty: list at least one type, or set ATTACHMENTS_ENABLED=false")
+        return list(dict.fromkeys(value))
+
+    @field_validator("attachment_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        value = value.strip()
+        if value == "database":
+            return value
+        bucket = value.removeprefix("s3://").split("/", 1)[0]
+        if not value.startswith("s3://") or not _BUCKET.fullmatch(bucket):
+            raise ValueError(
+                f"{value!r} is neither 'database' nor s3://BUCKET/PREFIX "
+                "(e.g. s3://my-bucket/chat-uploads)"
+            )
+        return value
+
+    @field_validator("public_url", "s3_endpoint_url")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"{value!r} is not an http(s) URL, e.g. https://chat.example.com")
         return value
 
     @field_validator("llm_provider")

@@ -31,10 +31,19 @@ class Provider:
     base_url: str | None
     key_variable: str
     default_model: str
+    # What attachments the provider's API takes, of ALL_ATTACHMENT_KINDS: "image" as
+    # image parts, "pdf" as file parts, "text" (always: it goes in as plain text). Only
+    # what its API documents for base64 data; a vision model behind a text-only row
+    # needs "image" added here. The settings' ATTACHMENT_TYPES are narrowed to these.
+    attachment_kinds: frozenset[str]
     key_required: bool = True
     # What LLM_BASE_URL is pre-filled with when base_url is None (holds PLACEHOLDER).
     base_url_example: str = ""
 
+
+ALL_ATTACHMENT_KINDS = frozenset({"image", "pdf", "text"})
+IMAGES_AND_TEXT = frozenset({"image", "text"})
+TEXT_ONLY = frozenset({"text"})
 
 ROWS = (
     Provider(
@@ -44,6 +53,7 @@ ROWS = (
         base_url="https://api.openai.com/v1",
         key_variable="OPENAI_API_KEY",
         default_model="gpt-5.1",
+        attachment_kinds=ALL_ATTACHMENT_KINDS,
     ),
     Provider(
         name="openrouter",
@@ -52,6 +62,7 @@ ROWS = (
         base_url="https://openrouter.ai/api/v1",
         key_variable="OPENROUTER_API_KEY",
         default_model="mistralai/devstral-2512:free",
+        attachment_kinds=ALL_ATTACHMENT_KINDS,
     ),
     Provider(
         name="gemini",
@@ -60,6 +71,7 @@ ROWS = (
         base_url="https://generativelanguage.googleapis.com/v1beta/openai/",
         key_variable="GEMINI_API_KEY",
         default_model="gemini-2.5-flash",
+        attachment_kinds=IMAGES_AND_TEXT,
     ),
     Provider(
         name="anthropic",
@@ -68,6 +80,7 @@ ROWS = (
         base_url="https://api.anthropic.com/v1/",
         key_variable="ANTHROPIC_API_KEY",
         default_model="claude-sonnet-4-5",
+        attachment_kinds=IMAGES_AND_TEXT,
     ),
     Provider(
         name="deepseek",
@@ -76,6 +89,7 @@ ROWS = (
         base_url="https://api.deepseek.com/v1",
         key_variable="DEEPSEEK_API_KEY",
         default_model="deepseek-chat",
+        attachment_kinds=TEXT_ONLY,
     ),
     Provider(
         name="ollama",
@@ -84,6 +98,7 @@ ROWS = (
         base_url="http://localhost:11434/v1",
         key_variable="LLM_API_KEY",
         default_model="llama3.2",
+        attachment_kinds=TEXT_ONLY,
         key_required=False,
     ),
     Provider(
@@ -93,6 +108,7 @@ ROWS = (
         base_url=None,
         key_variable="AZURE_OPENAI_API_KEY",
         default_model="gpt-5.1",
+        attachment_kinds=ALL_ATTACHMENT_KINDS,
         base_url_example=f"https://{PLACEHOLDER}.openai.azure.com/openai/v1/",
     ),
     Provider(
@@ -102,6 +118,7 @@ ROWS = (
         base_url=None,
         key_variable="LLM_API_KEY",
         default_model="gpt-4o-mini",
+        attachment_kinds=TEXT_ONLY,
         key_required=False,
     ),
 )

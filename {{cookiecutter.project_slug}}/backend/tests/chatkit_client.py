@@ -62,10 +62,10 @@ class Turn:
         return self.of_type("error")
 
 
-def user_input(text: str) -> dict[str, Any]:
+def user_input(text: str, attachments: list[str] | None = None) -> dict[str, Any]:
     return {
         "content": [{"type": "input_text", "text": text}],
-        "attachments": [],
+        "attachments": attachments or [],
         "inference_options": {},
     }
 
@@ -115,11 +115,40 @@ class ChatKitClient:
         turn.total_seconds = time.perf_counter() - started
         return turn
 
-    def create_thread(self, text: str) -> Turn:
-        return self.stream("threads.create", input=user_input(text))
+    def create_thread(self, text: str, attachments: list[str] | None = None) -> Turn:
+        return self.stream("threads.create", input=user_input(text, attachments))
 
-    def send(self, thread_id: str, text: str) -> Turn:
-        return self.stream("threads.add_user_message", thread_id=thread_id, input=user_input(text))
+    def send(self, thread_id: str, text: str, attachments: list[str] | None = None) -> Turn:
+        return self.stream(
+            "threads.add_user_message", thread_id=thread_id, input=user_input(text, attachments)
+        )
+
+    def create_attachment(self, name: str, mime_type: str, size: int) -> httpx.Response:
+        """``attachments.create``; the response, whatever its status."""
+        params = {"name": name, "size": size, "mime_type": mime_type}
+        return self.post({"type": "attachments.create", "params": params})
+
+    def upload(
+        self, descriptor: dict[str, Any], data: bytes, name: str = "file", raw: bool = False
+    ) -> httpx.Response:
+        """Upload as the widget does: to the descriptor's URL, with its method and headers
+        (a presigned S3 PUT goes without the session cookie), multipart unless ``raw``."""
+        url, headers = descriptor["url"], descriptor.get("headers") or {}
+        if descriptor["method"] == "PUT" and not url.startswith(str(self.http.base_url)):
+            return httpx.put(url, content=data, headers=headers, timeout=30)
+        if raw:
+            return self.http.request(descriptor["method"], url, content=data, headers=headers)
+        files = {"file": (name, data, headers.get("Content-Type", "application/octet-stream"))}
+        return self.http.request(descriptor["method"], url, files=files, headers=headers)
+
+    def attach(self, name: str, mime_type: str, data: bytes, raw: bool = False) -> dict[str, Any]:
+        """Create and upload an attachment; the attachment JSON from ``attachments.create``."""
+        created = self.create_attachment(name, mime_type, len(data))
+        assert created.status_code == 200, created.text
+        attachment: dict[str, Any] = created.json()
+        uploaded = self.upload(attachment["upload_descriptor"], data, name, raw=raw)
+        assert uploaded.status_code == 200, uploaded.text
+        return attachment
 
     def list_threads(self, limit: int = 20, order: str = "desc", after: str | None = None) -> Any:
         params: dict[str, Any] = {"limit": limit, "order": order}

@@ -50,24 +50,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 SettingsFactory = Callable[..., Settings]
 
 
+def fake_settings(fake: FakeProvider, provider: str = "openai", **overrides: Any) -> Settings:
+    """Settings pointing at the fake provider; keyword arguments override."""
+    values: dict[str, Any] = {
+        "_env_file": None,
+        "llm_provider": provider,
+        "model_name": "fake-model",
+        "llm_base_url": fake.base_url,
+        "llm_max_retries": 0,
+        "llm_timeout_seconds": 10,
+        "database_url": "memory://",
+        "session_secret": "s" * 40,
+        "mcp_server_url": "",
+        PROVIDERS[provider].key_variable.lower(): "test-key",
+    }
+    return load_settings(**(values | overrides))
+
+
 @pytest.fixture
 def make_settings(fake: FakeProvider) -> SettingsFactory:
     """Settings pointing at the fake provider; keyword arguments override."""
 
     def _make(provider: str = "openai", **overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "_env_file": None,
-            "llm_provider": provider,
-            "model_name": "fake-model",
-            "llm_base_url": fake.base_url,
-            "llm_max_retries": 0,
-            "llm_timeout_seconds": 10,
-            "database_url": "memory://",
-            "session_secret": "s" * 40,
-            "mcp_server_url": "",
-            PROVIDERS[provider].key_variable.lower(): "test-key",
-        }
-        return load_settings(**(values | overrides))
+        return fake_settings(fake, provider, **overrides)
 
     return _make
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import enum
 import itertools
@@ -141,6 +142,57 @@ class RecordedRequest:
 
     def last_user_text(self) -> str:
         return next((text for role, text in reversed(self.messages_text()) if role == "user"), "")
+
+    def content_parts(self) -> list[JSON]:
+        """Every content part of every message, in order, as the API style spells it."""
+        body = self.json
+        messages = body.get("messages") if self.api == "chat" else body.get("input")
+        parts: list[JSON] = []
+        for message in messages if isinstance(messages, list) else []:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list):
+                parts.extend(part for part in content if isinstance(part, dict))
+        return parts
+
+    def images(self) -> list[tuple[str, bytes]]:
+        """The images sent, as (MIME type, decoded bytes): Responses ``input_image`` or
+        Chat Completions ``image_url`` parts with data URLs."""
+        found = []
+        for part in self.content_parts():
+            if part.get("type") == "input_image":
+                found.append(decode_data_url(str(part.get("image_url"))))
+            elif part.get("type") == "image_url":
+                found.append(decode_data_url(str((part.get("image_url") or {}).get("url"))))
+        return found
+
+    def files(self) -> list[tuple[str, str, bytes]]:
+        """The files sent, as (filename, MIME type, decoded bytes): Responses
+        ``input_file`` or Chat Completions ``file`` parts with ``file_data``."""
+        found = []
+        for part in self.content_parts():
+            file = part if part.get("type") == "input_file" else None
+            if part.get("type") == "file":
+                file = part.get("file") or {}
+            if file is not None:
+                mime_type, data = decode_data_url(str(file.get("file_data")))
+                found.append((str(file.get("filename") or ""), mime_type, data))
+        return found
+
+    def texts(self) -> list[str]:
+        """The text of every text part (``input_text``, ``text``, ``output_text``)."""
+        return [
+            str(part["text"])
+            for part in self.content_parts()
+            if part.get("type") in ("input_text", "text", "output_text") and "text" in part
+        ]
+
+
+def decode_data_url(url: str) -> tuple[str, bytes]:
+    """``data:image/png;base64,...`` -> (``image/png``, the bytes); ValueError otherwise."""
+    head, comma, data = url.partition(",")
+    if not head.startswith("data:") or not head.endswith(";base64") or not comma:
+        raise ValueError(f"not a base64 data URL: {url[:60]!r}")
+    return head[len("data:") : -len(";base64")], base64.b64decode(data, validate=True)
 
 
 ReplyFn: TypeAlias = Callable[[RecordedRequest], str]
