@@ -16,7 +16,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import tempfile
+import time
+import urllib.request
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.browser_support.frontend_build import FRONTENDS, FrontendBuild, get_build
-from tests.browser_support.servers import FAKE_DELAY_SECONDS, Stack
+from tests.browser_support.servers import FAKE_DELAY_SECONDS, Stack, image_summary
 
 CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 ALLOWLIST_URL = "https://platform.openai.com/settings/organization/security/domain-allowlist"
@@ -95,6 +99,8 @@ class Page:
         script: str = "stand-in",
         origin: str | None = None,
         served_by: str | None = None,
+        hold: str | None = None,
+        held: list[Any] | None = None,
     ):
         self.stack = stack
         self.context = context
@@ -103,6 +109,9 @@ class Page:
         # The page's own origin; `served_by` answers for it (for a public hostname, say).
         self.origin = origin or stack.frontend_url
         self.served_by = served_by
+        # Requests for the path `hold` are kept unanswered in `held` (the test answers them).
+        self.hold = hold
+        self.held = held if held is not None else []
         context.route("**/*", self._route)
         self.script = script
         self.page = context.new_page()
@@ -119,6 +128,8 @@ class Page:
                 route.abort("connectionrefused")
             else:
                 route.fulfill(status=200, content_type="text/javascript", body=STAND_IN.read_text())
+        elif self.hold and url.split("?")[0] == self.origin + self.hold:
+            self.held.append(route)
         elif self.served_by and url.startswith(self.origin + "/"):
             # Same-origin from the server's point of view (dev servers refuse other origins).
             headers = {
@@ -175,6 +186,15 @@ class Page:
             raise AssertionError(
                 f"timed out waiting for {what}: {error}\n{self.diagnostics()}"
             ) from None
+
+    def wait_for_console(self, text: str, timeout: float = TIMEOUT_MS / 1000) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = next((line for line in self.console if text in line), None)
+            if found:
+                return found
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"no console message with {text!r}\n{self.diagnostics()}")
 
     def send(self, text: str) -> dict[str, Any]:
         """Type `text` into the composer, send it, wait for the stream to finish."""
@@ -366,3 +386,136 @@ def test_domain_key_falls_back_only_on_local_hosts(stack: Stack, new_page: Any) 
     assert stack.build.domain_key_var in text, text
     assert public.page.locator("openai-chatkit").count() == 0
     public.screenshot("missing-domain-key")
+
+
+# --- attachments ----------------------------------------------------------------------------
+
+POLICY_PATH = "/chatkit/attachments/policy"
+
+
+def tiny_png(width: int = 3, height: int = 2) -> bytes:
+    """A real PNG (the backend decides the type from the bytes), one colour per row."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + bytes([40 * y, 200, 90]) * width for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def backend_policy(stack: Stack) -> dict[str, Any]:
+    with urllib.request.urlopen(stack.backend_url + POLICY_PATH, timeout=10) as response:
+        return json.load(response)
+
+
+def fetch_in_page(page: Page, url: str) -> dict[str, Any]:
+    """GET `url` from the page (its cookies): status, headers and the body's length."""
+    return page.page.evaluate(
+        """async (url) => {
+            const response = await fetch(url, {credentials: 'include'});
+            const body = await response.arrayBuffer();
+            return {status: response.status, headers: Object.fromEntries(response.headers),
+                    size: body.byteLength};
+        }""",
+        url,
+    )
+
+
+def assert_model_saw(stack: Stack, page: Page, reply: str, image: bytes) -> None:
+    """The model got the image's bytes (the fake provider's record) and the reply, which names
+    each image the fake was sent, reached the page."""
+    call = stack.fake.requests[-1]
+    assert call.images() == [("image/png", image)], (
+        f"the model call did not carry the image: {call.json}"
+    )
+    assert image_summary(image) in reply, (
+        f"the reply does not name the image {image_summary(image)}: {reply!r}\n{page.diagnostics()}"
+    )
+
+
+def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_page: Any) -> None:
+    """The stand-in does what ChatKit's composer does: attachments.create, the upload to the
+    descriptor (multipart field `file`), the message naming the id; the preview is shown."""
+    png = tiny_png()
+    page = new_page().open()
+    page.wait_for(
+        "window.__chatkitStandIn.options.composer.attachments",
+        "the backend's attachment policy to reach ChatKit",
+    )
+    options = page.record()["options"]
+    policy = backend_policy(stack)
+    assert policy["enabled"] is True and "image/png" in policy["accept"]
+    assert options["composer"]["attachments"] == policy, "the page changed the backend's policy"
+    assert options["api"]["uploadStrategy"] == {"type": "two_phase"}
+
+    page.page.locator("[data-standin=file]").set_input_files(
+        files=[{"name": "dots.png", "mimeType": "image/png", "buffer": png}]
+    )
+    page.wait_for(
+        "window.__chatkitStandIn.attachments.length === 1"
+        " && window.__chatkitStandIn.attachments[0].done",
+        "the upload",
+    )
+    upload = page.record()["attachments"][0]
+    assert upload["error"] is None and upload["refused"] is None, page.diagnostics()
+    attachment = upload["attachment"]
+    own = stack.frontend_url + "/chatkit/attachments/"
+    # The backend built its URLs on the page's origin, from the proxy's forwarded headers.
+    assert upload["upload"]["method"] == "POST"
+    assert upload["upload"]["url"] == f"{own}{attachment['id']}/upload", upload
+    assert upload["upload"]["status"] == 200
+    assert attachment["type"] == "image" and attachment["upload_descriptor"] is None
+    assert attachment["preview_url"] == f"{own}{attachment['id']}"
+    preview = page.page.locator("[data-standin=preview]")
+    preview.wait_for(state="visible")
+    page.wait_for(
+        "(() => { const img = window.__chatkitStandIn.element.shadowRoot"
+        ".querySelector('[data-standin=preview]');"
+        " return img && img.complete && img.naturalWidth === 3 && img.naturalHeight === 2; })()",
+        "the preview image to load through the proxy",
+    )
+
+    turn = page.send("what is in this picture?")
+    assert turn["error"] is None, page.diagnostics()
+    assert turn["attachments"] == [attachment["id"]]
+    assert_model_saw(stack, page, turn["assistantText"], png)
+    shown = page.page.locator("[data-role=user] [data-standin=message-image]")
+    assert shown.count() == 1 and shown.get_attribute("src") == attachment["preview_url"]
+
+    served = fetch_in_page(page, attachment["preview_url"])
+    assert served["status"] == 200 and served["size"] == len(png), served
+    headers = served["headers"]
+    assert headers["content-type"] == "image/png"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"].startswith("private")
+    assert "sandbox" in headers["content-security-policy"]
+    assert headers["content-disposition"].startswith("inline")
+    page.screenshot("attachment")
+
+    # Another browser is another user: the preview is not there for it.
+    other = new_page().open()
+    assert fetch_in_page(other, attachment["preview_url"])["status"] == 404
+
+
+def test_without_the_policy_the_chat_works_without_attachments(stack: Stack, new_page: Any) -> None:
+    """The widget does not wait for the policy; when it fails, attachments stay off."""
+    held: list[Any] = []
+    page = new_page(hold=POLICY_PATH, held=held).open()
+    record = page.record()
+    assert held, "the page never asked for the attachment policy"
+    assert "attachments" not in record["options"]["composer"]
+    assert "uploadStrategy" not in record["options"]["api"]
+    assert page.page.locator("[data-standin=file]").count() == 0
+    held[0].abort("connectionrefused")
+    page.wait_for_console("Attachments are off")
+    assert page.page.locator("[data-testid=chat-problem]").count() == 0
+    turn = page.send("hello without files")
+    assert turn["error"] is None and turn["attachments"] == [], page.diagnostics()
+    assert "attachments" not in page.record()["options"]["composer"]

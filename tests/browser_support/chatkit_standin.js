@@ -18,6 +18,15 @@
  * threads.create / threads.add_user_message answered as text/event-stream,
  * threads.list / items.list / threads.get_by_id answered as JSON.
  *
+ * Attachments, when options.composer.attachments.enabled (with api.uploadStrategy
+ * {type: "two_phase"}), as ChatKit's composer does them: the file picker
+ * (data-standin=file) takes the files within maxCount, maxSize and accept; each one is
+ * registered with `attachments.create {name, size, mime_type}`, then its bytes go to the
+ * returned upload_descriptor: POST as multipart/form-data with the field `file`, PUT as
+ * the raw body, with the descriptor's headers. The message names the attachment ids
+ * (input.attachments); image attachments show their preview_url as an <img>, in the
+ * composer and in the sent message.
+ *
  * Everything it sees is recorded on window.__chatkitStandIn for the tests.
  */
 (() => {
@@ -35,6 +44,7 @@
     threadId: null,
     requests: [],           // {type, params, status, contentType}
     turns: [],              // one per message sent: see send()
+    attachments: [],        // one per file picked: see attachFiles()
     initial: null,          // what was loaded after the first setOptions
     errors: [],             // errors reported through chatkit.error
     element: null,
@@ -46,10 +56,10 @@
       JSON.stringify(value, (_key, v) => (typeof v === "function" ? "[function]" : v)),
     );
 
-  function userInput(text) {
+  function userInput(text, attachmentIds = []) {
     return {
       content: [{ type: "input_text", text }],
-      attachments: [],
+      attachments: attachmentIds,
       inference_options: {},
     };
   }
@@ -67,6 +77,7 @@
       this._items = new Map(); // item id -> {id, role, text}
       this._order = [];
       this._threads = [];
+      this._pending = []; // uploaded attachments waiting for the next message
       this.attachShadow({ mode: "open" });
     }
 
@@ -151,8 +162,12 @@
 
     /** Sends `text` as the real composer does; resolves with what the stream carried. */
     async send(text) {
+      const attachmentIds = this._pending.map((attachment) => attachment.id);
+      this._pending = [];
+      this._renderPending();
       const turn = {
         text,
+        attachments: attachmentIds,
         request: record.threadId ? "threads.add_user_message" : "threads.create",
         status: null,
         contentType: null,
@@ -168,8 +183,11 @@
       };
       record.turns.push(turn);
       const body = record.threadId
-        ? { type: "threads.add_user_message", params: { thread_id: record.threadId, input: userInput(text) } }
-        : { type: "threads.create", params: { input: userInput(text) } };
+        ? {
+            type: "threads.add_user_message",
+            params: { thread_id: record.threadId, input: userInput(text, attachmentIds) },
+          }
+        : { type: "threads.create", params: { input: userInput(text, attachmentIds) } };
       const started = performance.now();
       const since = () => Math.round(performance.now() - started);
       this._emit("chatkit.response.start");
@@ -224,7 +242,7 @@
           const item = event.item;
           entry.itemId = item.id;
           entry.itemType = item.type;
-          this._upsert(item.id, item.type, textOf(item));
+          this._upsert(item.id, item.type, textOf(item), item.attachments);
           if (item.type === "assistant_message") {
             if (!turn.assistantItemIds.includes(item.id)) turn.assistantItemIds.push(item.id);
             if (event.type === "thread.item.done") turn.assistantText = textOf(item);
@@ -292,7 +310,9 @@
       });
       this._items.clear();
       this._order = [];
-      for (const item of page?.data || []) this._upsert(item.id, item.type, textOf(item));
+      for (const item of page?.data || []) {
+        this._upsert(item.id, item.type, textOf(item), item.attachments);
+      }
       record.threadId = threadId;
       this._emit("chatkit.thread.change", { threadId });
       this._render();
@@ -306,10 +326,114 @@
       this._render();
     }
 
-    _upsert(id, type, text) {
+    _upsert(id, type, text, attachments) {
       if (type !== "user_message" && type !== "assistant_message") return;
       if (!this._items.has(id)) this._order.push(id);
-      this._items.set(id, { id, role: type === "user_message" ? "user" : "assistant", text });
+      const role = type === "user_message" ? "user" : "assistant";
+      const images = (attachments || []).filter((a) => a.type === "image").map((a) => a.preview_url);
+      this._items.set(id, { id, role, text, images: images.length ? images : this._items.get(id)?.images || [] });
+    }
+
+    // ---- attachments: what ChatKit's composer does with a picked file ---------
+
+    _attachmentOptions() {
+      const options = this._options || {};
+      const attachments = options.composer?.attachments;
+      if (!attachments?.enabled) return null;
+      if (options.api?.uploadStrategy?.type !== "two_phase") return null;
+      return attachments;
+    }
+
+    _accepts(file, accept) {
+      if (!accept) return true;
+      const name = file.name.toLowerCase();
+      return Object.entries(accept).some(
+        ([mime, extensions]) =>
+          (mime.endsWith("/*") ? file.type.startsWith(mime.slice(0, -1)) : file.type === mime) ||
+          extensions.some((extension) => name.endsWith(extension.toLowerCase())),
+      );
+    }
+
+    /** Registers and uploads each file, as the composer does when files are picked or dropped. */
+    async attachFiles(files) {
+      const policy = this._attachmentOptions();
+      const results = [];
+      for (const file of files) {
+        const entry = {
+          name: file.name,
+          size: file.size,
+          mimeType: file.type,
+          refused: null, // why the composer refused it before any request
+          create: null, // {status, attachment}
+          upload: null, // {method, url, status, body}
+          attachment: null,
+          error: null,
+          done: false,
+        };
+        record.attachments.push(entry);
+        results.push(entry);
+        try {
+          if (!policy) entry.refused = "attachments are off";
+          else if (this._pending.length >= (policy.maxCount ?? 10)) entry.refused = "too many files";
+          else if (typeof policy.maxSize === "number" && file.size > policy.maxSize) {
+            entry.refused = "too large";
+          } else if (!this._accepts(file, policy.accept)) entry.refused = "type not accepted";
+          if (!entry.refused) await this._upload(file, entry);
+        } catch (error) {
+          entry.error = String(error);
+          this._reportError(error);
+        } finally {
+          entry.done = true;
+          this._renderPending();
+        }
+      }
+      return results;
+    }
+
+    async _upload(file, entry) {
+      const params = { name: file.name, size: file.size, mime_type: file.type };
+      const response = await this._post({ type: "attachments.create", params });
+      const created = await response.json().catch(() => null);
+      entry.create = { status: response.status, attachment: created };
+      if (!response.ok) throw new Error(`attachments.create: HTTP ${response.status} ${JSON.stringify(created)}`);
+      let attachment = created;
+      const descriptor = created.upload_descriptor;
+      if (descriptor) {
+        let body = file;
+        if (descriptor.method === "POST") {
+          body = new FormData();
+          body.append("file", file, file.name);
+        }
+        const api = this._options?.api || {};
+        const doFetch = typeof api.fetch === "function" ? api.fetch : window.fetch.bind(window);
+        const uploaded = await doFetch(descriptor.url, {
+          method: descriptor.method,
+          headers: descriptor.headers || {},
+          body,
+        });
+        const text = await uploaded.text();
+        entry.upload = { method: descriptor.method, url: descriptor.url, status: uploaded.status, body: text };
+        if (!uploaded.ok) throw new Error(`upload: HTTP ${uploaded.status} ${text}`);
+        try {
+          attachment = { ...created, ...JSON.parse(text) };
+        } catch {
+          // A presigned PUT answers with the object store's own body, not the attachment.
+        }
+      }
+      entry.attachment = attachment;
+      this._pending.push(attachment);
+    }
+
+    _renderPending() {
+      const box = this.shadowRoot?.querySelector("[data-standin=pending]");
+      if (!box) return;
+      box.innerHTML = this._pending
+        .map((a) =>
+          a.type === "image"
+            ? `<img data-standin="preview" data-attachment-id="${escape(a.id)}" alt="${escape(a.name)}" src="${escape(a.preview_url)}" />`
+            : `<span data-standin="file-chip" data-attachment-id="${escape(a.id)}">${escape(a.name)}</span>`,
+        )
+        .join("");
     }
 
     // ---- errors and events ------------------------------------------------
@@ -340,6 +464,11 @@
       const greeting = options.startScreen?.greeting || "What can I help with today?";
       const prompts = options.startScreen?.prompts || [];
       const current = this._threads.find((t) => t.id === record.threadId);
+      const attachments = this._attachmentOptions();
+      const accept = Object.entries(attachments?.accept || {}).flatMap(([mime, ext]) => [mime, ...ext]);
+      const attachPicker = attachments
+        ? `<label title="Attach files">📎<input type="file" multiple data-standin="file" accept="${escape(accept.join(","))}" hidden /></label>`
+        : "";
       root.innerHTML = `
         <style>
           :host { display: block; font: 14px/1.4 system-ui, sans-serif; }
@@ -361,6 +490,8 @@
           form { display: flex; gap: 8px; padding: 8px; border-top: 1px solid #8884; }
           input { flex: 1; padding: 6px 8px; }
           .meta { font-size: 11px; opacity: .7; padding: 0 12px 6px; }
+          .pending { display: flex; gap: 6px; padding: 0 8px; }
+          .pending img, .msg img { max-width: 96px; max-height: 96px; display: block; border-radius: 6px; }
         </style>
         <div class="wrap">
           <div class="label"><span data-standin="label">TEST STAND-IN — not OpenAI ChatKit</span></div>
@@ -374,12 +505,20 @@
               .join("") || "<div>(no threads)</div>"}</aside>
             <div class="messages" data-standin="messages"></div>
           </div>
+          <div class="pending" data-standin="pending"></div>
           <form data-standin="composer">
+            ${attachPicker}
             <input data-standin="input" placeholder="${escape(options.composer?.placeholder || "Message the AI")}" />
             <button type="submit" data-standin="send">Send</button>
           </form>
-          <div class="meta" data-standin="meta">api.url=${escape(options.api?.url || "")} · domainKey=${escape(options.api?.domainKey || "")} · theme=${dark ? "dark" : "light"}</div>
+          <div class="meta" data-standin="meta">api.url=${escape(options.api?.url || "")} · domainKey=${escape(options.api?.domainKey || "")} · theme=${dark ? "dark" : "light"} · attachments=${attachments ? `on (max ${attachments.maxCount} × ${attachments.maxSize} bytes)` : "off"}</div>
         </div>`;
+      root.querySelector("[data-standin=file]")?.addEventListener("change", (event) => {
+        const picked = [...event.target.files];
+        event.target.value = "";
+        this.attachFiles(picked);
+      });
+      this._renderPending();
       const form = root.querySelector("form");
       form.addEventListener("submit", (event) => {
         event.preventDefault();
@@ -414,7 +553,9 @@
         .map((id) => this._items.get(id))
         .map(
           (m) =>
-            `<div class="msg ${m.role}" data-role="${m.role}" data-item-id="${escape(m.id)}">${escape(m.text)}</div>`,
+            `<div class="msg ${m.role}" data-role="${m.role}" data-item-id="${escape(m.id)}">${m.images
+              .map((url) => `<img data-standin="message-image" src="${escape(url)}" alt="" />`)
+              .join("")}${escape(m.text)}</div>`,
         )
         .join("");
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -10,6 +12,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from tests.browser_support.frontend_build import FrontendBuild, free_port
 
@@ -17,6 +21,35 @@ from tests.browser_support.frontend_build import FrontendBuild, free_port
 # reply is ~50 characters, so ~12 deltas 0.15 s apart.
 FAKE_CHUNK_SIZE = 4
 FAKE_DELAY_SECONDS = 0.15
+
+
+def load_fake_provider(backend: Path) -> ModuleType:
+    """The generated project's tests/fake_provider.py, imported under its own name (this
+    side has a `tests` package of its own)."""
+    name = f"generated_fake_provider_{hashlib.sha256(str(backend).encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, backend / "tests" / "fake_provider.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def image_summary(data: bytes) -> str:
+    """How the fake's reply names an image it received: size and the start of its SHA-256."""
+    return f"[image {len(data)} B sha256:{hashlib.sha256(data).hexdigest()[:16]}]"
+
+
+def reply_naming_images(fake_module: ModuleType) -> Any:
+    """The fake's default reply, followed by each image of the request (the reply then shows
+    that the model received the bytes)."""
+
+    def reply(record: Any) -> str:
+        text: str = fake_module.default_reply(record)
+        images = [image_summary(data) for _, data in record.images()]
+        return " ".join([text, *images])
+
+    return reply
 
 
 class Server:
@@ -82,29 +115,18 @@ class Stack:
         self.workdir = workdir
         self._unkeyed_url: str | None = None
         backend = build.backend_dir
-        fake_port, backend_port = free_port(), free_port()
-        self.fake_url = f"http://127.0.0.1:{fake_port}/v1"
+        backend_port = free_port()
         self.backend_url = f"http://127.0.0.1:{backend_port}"
         self.frontend_url = f"http://127.0.0.1:{build.port}"
+        # In this process, so the tests can read what the model was sent (`fake.requests`).
+        fake_module = load_fake_provider(backend)
+        self.fake = fake_module.FakeProvider(
+            chunk_size=FAKE_CHUNK_SIZE,
+            delay_seconds=FAKE_DELAY_SECONDS,
+            reply=reply_naming_images(fake_module),
+        )
+        self.fake_url: str = self.fake.start().base_url
         try:
-            fake = self._start(
-                "fake provider",
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.fake_provider",
-                    "--port",
-                    str(fake_port),
-                    "--chunk-size",
-                    str(FAKE_CHUNK_SIZE),
-                    "--delay",
-                    str(FAKE_DELAY_SECONDS),
-                ],
-                backend,
-                {},
-                workdir,
-            )
-            fake.wait_until_up(f"{self.fake_url}/models")
             api = self._start(
                 "backend",
                 [
@@ -185,8 +207,11 @@ class Stack:
         return server
 
     def logs(self) -> str:
-        return "\n".join(server.log_tail() for server in self.servers)
+        calls = [f"{r.method} {r.path} #{r.number}" for r in self.fake.requests[-10:]]
+        fake = f"--- fake provider (in this process): last calls {calls} ---"
+        return "\n".join([*(server.log_tail() for server in self.servers), fake])
 
     def stop(self) -> None:
         for server in reversed(self.servers):
             server.stop()
+        self.fake.stop()
