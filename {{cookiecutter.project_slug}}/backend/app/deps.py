@@ -14,8 +14,10 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from starlette.applications import Starlette
 
+from app.attachments.service import AttachmentService
 from app.config import Settings
-from app.identity import SessionCookies
+from app.context import RequestContext, public_origin
+from app.identity import IdentityDep, SessionCookies
 from app.server import ChatServer
 from app.stores import AppStore
 
@@ -26,6 +28,7 @@ class Services:
     store: AppStore
     chat_server: ChatServer
     sessions: SessionCookies
+    attachments: AttachmentService
 
 
 def attach_services(app: FastAPI, services: Services) -> None:
@@ -59,3 +62,20 @@ def get_chat_server(services: ServicesDep) -> ChatServer:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[AppStore, Depends(get_store)]
 ChatServerDep = Annotated[ChatServer, Depends(get_chat_server)]
+
+
+def get_attachments(services: ServicesDep) -> AttachmentService:
+    return services.attachments
+
+
+AttachmentsDep = Annotated[AttachmentService, Depends(get_attachments)]
+
+
+def get_request_context(
+    request: Request, identity: IdentityDep, settings: SettingsDep
+) -> RequestContext:
+    """The context of this request's store and server calls: the user and the origin."""
+    return RequestContext(identity.user_id, origin=public_origin(request, settings.public_url))
+
+
+RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]

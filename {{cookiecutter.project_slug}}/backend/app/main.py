@@ -10,6 +10,7 @@ Importing this module reads no setting: tests and tools build apps with explicit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +20,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.agent import build_agent, build_mcp_server
+from app.attachments.routes import router as attachments_router
+from app.attachments.service import AttachmentService
 from app.config import ConfigError, Settings, load_settings
 from app.deps import Services, attach_services
 from app.identity import SessionCookies
@@ -63,6 +66,7 @@ def _build(settings: Settings) -> FastAPI:
         else []
     )
     agent = build_agent(build_model(resolved, client), mcp_servers)
+    attachments = AttachmentService.from_settings(store, settings, resolved.provider)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +91,9 @@ def _build(settings: Settings) -> FastAPI:
                 resolved.model_name,
                 type(store).__name__,
             )
+            if attachments.policy.enabled:
+                sweeper = asyncio.create_task(attachments.run_sweeper(), name="attachment-sweep")
+                stack.push_async_callback(_stop, sweeper)  # before the store closes
             freeze_startup_objects()
             yield
 
@@ -97,22 +104,38 @@ def _build(settings: Settings) -> FastAPI:
         Services(
             settings=settings,
             store=store,
-            chat_server=ChatServer(store, agent, resolved, settings.history_limit),
+            chat_server=ChatServer(
+                store,
+                agent,
+                resolved,
+                settings.history_limit,
+                attachments,
+                history_image_limit=settings.history_image_limit,
+                attachment_text_chars=settings.attachment_text_chars,
+            ),
             sessions=SessionCookies(
                 secret, settings.session_cookie_name, settings.session_max_age_days * 86_400
             ),
+            attachments=attachments,
         ),
     )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=True,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "OPTIONS"],
         allow_headers=["*"],
     )
     app.add_middleware(SecurityHeaders)
     app.include_router(router)
+    app.include_router(attachments_router)
     return app
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def __getattr__(name: str) -> FastAPI:

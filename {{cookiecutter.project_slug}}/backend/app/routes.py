@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from app.attachments.policy import AttachmentError
 from app.context import RequestContext
-from app.deps import ChatServerDep, SettingsDep, StoreDep
+from app.deps import ChatServerDep, RequestContextDep, SettingsDep, StoreDep
 from app.identity import IdentityDep, SessionsDep
 from app.server import ChatServer
 
@@ -52,6 +53,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def to_http_error(error: Exception) -> JSONResponse | None:
     """The 4xx answer for a request the client got wrong; None for a server fault."""
     match error:
+        case AttachmentError():
+            return error_response(error.status, error.code, error.message)
         case ValidationError():
             problems = error.errors(include_url=False, include_input=False, include_context=False)
             if any(problem["type"] == "json_invalid" for problem in problems):
@@ -63,7 +66,7 @@ def to_http_error(error: Exception) -> JSONResponse | None:
                 detail=problems[:10],
             )
         case NotFoundError():
-            return error_response(404, "not_found", "No such thread or item.")
+            return error_response(404, "not_found", "No such thread, item or attachment.")
         case NotImplementedError():
             return error_response(400, "unsupported", str(error) or "Not supported.")
         case ValueError():
@@ -116,11 +119,12 @@ async def chatkit_endpoint(
     settings: SettingsDep,
     sessions: SessionsDep,
     identity: IdentityDep,
+    context: RequestContextDep,
 ) -> Response:
     limit = settings.max_request_bytes
     try:
         body = await read_body(request, limit)
-        response = await _respond(server, body, RequestContext(identity.user_id))
+        response = await _respond(server, body, context)
     except RequestTooLarge:
         response = error_response(413, "too_large", f"The body is over {limit} bytes.")
     except Exception as error:

@@ -8,9 +8,8 @@ from typing import Any, cast
 
 from agents import Agent, Runner
 from chatkit.agents import AgentContext, stream_agent_response
-from chatkit.store import AttachmentStore, Store
+from chatkit.store import Store
 from chatkit.types import (
-    AttachmentCreateParams,
     FeedbackKind,
     ThreadItem,
     ThreadMetadata,
@@ -19,31 +18,22 @@ from chatkit.types import (
     UserMessageTextContent,
 )
 
+from app.attachments.policy import AttachmentPolicy
+from app.attachments.service import AttachmentService
 from app.context import RequestContext
 from app.history import HistoryConverter
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
+from app.sdk_fixes.attachments_first import ChecksAttachmentsFirst
 from app.sdk_fixes.cancelled_streams import SavesCancelledStreams
 from app.sdk_fixes.loaded_history import LoadedHistory
 from app.sdk_fixes.message_ids import with_own_message_ids
-from app.sdk_fixes.request_parsing import ParsesOnce
 from app.sdk_fixes.stream_task_leak import release_queue_reader
+from app.stores import AppStore
 
 logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 60
-
-
-class AttachmentsDisabled(AttachmentStore[RequestContext]):
-    """Uploads are off until you add storage for the files (see chatkit's AttachmentStore)."""
-
-    async def create_attachment(
-        self, input: AttachmentCreateParams, context: RequestContext
-    ) -> Any:
-        raise NotImplementedError("File attachments are not enabled on this server.")
-
-    async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
-        raise NotImplementedError("File attachments are not enabled on this server.")
 
 
 def title_from(message: UserMessageItem) -> str | None:
@@ -56,21 +46,50 @@ def title_from(message: UserMessageItem) -> str | None:
     return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-class ChatServer(ParsesOnce[RequestContext], SavesCancelledStreams[RequestContext]):
-    """chatkit's server with the fixes of app/sdk_fixes/ (see each base and call)."""
+class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[RequestContext]):
+    """chatkit's server with the fixes of app/sdk_fixes/ (see each base and call).
+
+    ``attachments`` None: attachments are off (``attachments.create`` gets a 400).
+    """
 
     def __init__(
         self,
-        store: Store[RequestContext],
+        store: AppStore,
         agent: Agent[AgentContext[Any]],
         provider: ResolvedProvider,
         history_limit: int,
+        attachments: AttachmentService | None = None,
+        *,
+        history_image_limit: int = 4,
+        attachment_text_chars: int = 20_000,
     ) -> None:
-        super().__init__(store, attachment_store=AttachmentsDisabled())
+        self.attachments = attachments or AttachmentService(store, AttachmentPolicy.off())
+        super().__init__(store, attachment_store=self.attachments)
         self.agent = agent
         self.provider = provider
         self.history_limit = history_limit
-        self.converter = HistoryConverter()
+        self.history_image_limit = history_image_limit
+        self.attachment_text_chars = attachment_text_chars
+
+    def converter(self, context: RequestContext) -> HistoryConverter:
+        """This turn's converter: it reads the attachments of the request's user."""
+
+        async def read(attachment_id: str, max_bytes: int | None) -> tuple[bytes, str] | None:
+            return await self.attachments.read(attachment_id, context, max_bytes)
+
+        return HistoryConverter(
+            read,
+            image_limit=self.history_image_limit,
+            text_chars=self.attachment_text_chars,
+            kinds=self.provider.provider.attachment_kinds,
+        )
+
+    async def check_attachments(
+        self, attachment_ids: list[str], thread_id: str | None, context: RequestContext
+    ) -> None:
+        # Refused here, an HTTP error; the SDK then binds them to the thread when it
+        # saves the message (the store's save_attachment keeps thread_id).
+        await self.attachments.check_message(attachment_ids, thread_id, context)
 
     async def respond(
         self,
@@ -92,7 +111,7 @@ class ChatServer(ParsesOnce[RequestContext], SavesCancelledStreams[RequestContex
             request_context=context,
         )
         result = Runner.run_streamed(
-            self.agent, await self.converter.to_agent_input(history), context=agent_context
+            self.agent, await self.converter(context).to_agent_input(history), context=agent_context
         )
         events = stream_agent_response(agent_context, result)
         reply_started = False

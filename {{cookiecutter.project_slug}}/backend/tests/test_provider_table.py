@@ -65,6 +65,23 @@ def test_readme_providers_table_has_each_row() -> None:
     assert rows == expected, "README.md: the Providers table, one line per row in table order"
 
 
+KIND_WORDS = {"image": "images", "pdf": "PDFs", "text": "text"}
+
+
+def test_attachment_kinds_are_known_and_in_the_readme() -> None:
+    for row in ROWS:
+        assert row.attachment_kinds <= set(KIND_WORDS), f"{row.name}: unknown attachment kinds"
+        assert "text" in row.attachment_kinds, f"{row.name}: text files go in as plain text"
+    text = (PROJECT / "README.md").read_text()
+    section = text.split("## Attachments\n", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z]\w*)` \| ([a-zA-Z, ]+) \|$", section, re.M)
+    expected = [
+        (row.name, ", ".join(KIND_WORDS[k] for k in KIND_WORDS if k in row.attachment_kinds))
+        for row in ROWS
+    ]
+    assert listed == expected, "README.md: the Attachments table of providers, in table order"
+
+
 def listed_url(listed: list[tuple[str, str, str, str]], name: str) -> str:
     """A provider without a URL of its own: its row must send the reader to LLM_BASE_URL."""
     cell = next((line[2].strip() for line in listed if line[0] == name), "")

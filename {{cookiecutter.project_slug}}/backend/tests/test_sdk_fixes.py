@@ -31,8 +31,8 @@ from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runn
 from agents.exceptions import UserError
 from agents.models.chatcmpl_converter import Converter
 from chatkit.agents import AgentContext, simple_to_agent_input, stream_agent_response
-from chatkit.server import ChatKitServer
-from chatkit.store import Store, default_generate_id
+from chatkit.server import ChatKitServer, StreamingResult
+from chatkit.store import NotFoundError, Store, default_generate_id
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
@@ -56,6 +56,7 @@ from sqlalchemy.engine import Engine
 import app.sdk_fixes
 from app.context import RequestContext
 from app.history import HistoryConverter
+from app.sdk_fixes.attachments_first import ChecksAttachmentsFirst
 from app.sdk_fixes.cancelled_streams import SavesCancelledStreams
 from app.sdk_fixes.message_ids import with_own_message_ids
 from app.sdk_fixes.orphaned_steps import quiet_orphaned_stream_steps
@@ -282,6 +283,50 @@ async def test_parses_once_answers_as_upstream_without_building_parsers(
     ours = await server.process(LIST_THREADS, ALICE)
     assert counting.built == 0
     assert json.loads(getattr(ours, "json")) == json.loads(getattr(upstream, "json"))  # noqa: B009
+
+
+# -- attachments_first ---------------------------------------------------------------------
+
+CREATE_WITH_UNKNOWN_ATTACHMENT = json.dumps(
+    {
+        "type": "threads.create",
+        "params": {
+            "input": {
+                "content": [{"type": "input_text", "text": "hi"}],
+                "attachments": ["atc_missing"],
+                "inference_options": {},
+            }
+        },
+    }
+).encode()
+
+
+async def test_upstream_a_new_thread_is_stored_before_its_attachments_are_checked() -> None:
+    """app/sdk_fixes/attachments_first.py: an unknown attachment leaves an empty thread."""
+    store = MemoryStore()
+    result = await ChatKitServer.process(_Server(store), CREATE_WITH_UNKNOWN_ATTACHMENT, ALICE)
+    assert isinstance(result, StreamingResult)
+    with pytest.raises(NotFoundError):
+        async for _ in result:
+            pass
+    assert len((await store.load_threads(10, None, "asc", ALICE)).data) == 1
+
+
+async def test_checks_attachments_first_refuses_before_storing() -> None:
+    class Refusing(ChecksAttachmentsFirst[RequestContext]):
+        async def respond(self, *args: Any) -> AsyncIterator[ThreadStreamEvent]:
+            raise NotImplementedError
+            yield
+
+        async def check_attachments(
+            self, attachment_ids: list[str], thread_id: str | None, context: RequestContext
+        ) -> None:
+            raise NotFoundError(f"{attachment_ids} in {thread_id}")
+
+    store = MemoryStore()
+    with pytest.raises(NotFoundError, match=r"\['atc_missing'\] in None"):
+        await Refusing(store).process(CREATE_WITH_UNKNOWN_ATTACHMENT, ALICE)
+    assert (await store.load_threads(10, None, "asc", ALICE)).data == []
 
 
 # -- loaded_history (its own tests are in test_loaded_history.py) ----------------------

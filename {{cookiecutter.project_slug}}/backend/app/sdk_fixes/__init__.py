@@ -19,4 +19,5 @@ read the module, and delete the fix rather than keep dead code.
 | ``full_uuid_ids`` | default ids keep 32 random bits |
 | ``gc_freeze`` | full collections walk the SDKs' ~250,000 startup objects |
 | ``inline_sqlite`` | aiosqlite sends every call to a thread and back |
+| ``attachments_first`` | a message's attachments are checked after its thread is stored |
 """
