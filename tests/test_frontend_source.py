@@ -241,3 +241,30 @@ def test_no_frontend_leaves_no_frontend_folders(tmp_path: Path) -> None:
     assert not (project / "frontend").exists()
     assert not (project / "frontends").exists()
     assert "frontend/README.md" not in (project / "README.md").read_text()
+
+
+def test_nextjs_route_handlers_share_one_proxy() -> None:
+    """/chatkit and /chatkit/attachments/** pass requests on through src/lib/backend-proxy.ts:
+    one proxy (headers, cookies, forwarded origin, streaming), no copy per route."""
+    nextjs = files("nextjs")
+    routes = sorted(name for name in nextjs if re.fullmatch(r"src/app/.*route\.ts", name))
+    assert routes == [
+        "src/app/chatkit/attachments/[...path]/route.ts",
+        "src/app/chatkit/route.ts",
+    ]
+    for name in routes:
+        text = nextjs[name].read_text()
+        targets = {resolve(name, source, set(nextjs)) for source, _ in imports(text)}
+        assert "src/lib/backend-proxy.ts" in targets, f"{name} does not use the shared proxy"
+        assert "fetch(" not in text and "new Headers" not in text, f"{name} proxies on its own"
+
+
+def test_attachment_limits_come_only_from_the_backend() -> None:
+    """No frontend source sets a limit: composer.attachments is what the backend's policy
+    endpoint sends, so page and server cannot disagree."""
+    for kind in FRONTENDS:
+        for name, path in {**files(kind), **files(SHARED)}.items():
+            if name.endswith(CODE_SUFFIXES):
+                text = path.read_text()
+                limit = re.search(r"\b(maxSize|maxCount)\s*:\s*\d|\baccept\s*:\s*\{", text)
+                assert limit is None, f"{kind}/{name} sets {limit.group(0) if limit else ''}"
