@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar
 
-from chatkit.store import Store
+from chatkit.store import NotFoundError, Store
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
 
 from app.context import RequestContext
 from app.sdk_fixes.full_uuid_ids import FullUuidIds
 
+logger = logging.getLogger(__name__)
+
 Order = Literal["asc", "desc"]
+
+# The most one write_chunk call stores (one row): big enough that a 20 MB file is 80
+# rows, small enough that neither an upload nor a download holds more in memory.
+CHUNK_BYTES = 256 * 1024
 
 ITEM_ADAPTER: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
@@ -73,11 +82,63 @@ def page_of(data: Sequence[Record], has_more: bool) -> Page[Record]:
     return Page(data=list(data), has_more=has_more, after=after)
 
 
+@dataclass(frozen=True)
+class UploadInfo:
+    """An attachment's upload columns (the store's, beside ChatKit's JSON)."""
+
+    attachment_id: str
+    upload_id: str | None  # None until an upload finished
+    size: int | None
+    content_type: str | None  # the sniffed type
+    thread_id: str | None  # the thread it was first sent in
+    created_at: datetime  # UTC
+
+
+class AttachmentBoundError(NotFoundError):
+    """finish_upload on an attachment a message has named since: its bytes are fixed.
+
+    A NotFoundError, so a caller that does not tell them apart answers 404.
+    """
+
+
+def check_chunk(seq: int, data: bytes) -> None:
+    if seq < 0:
+        raise ValueError(f"seq must be >= 0, got {seq}")
+    if len(data) > CHUNK_BYTES:
+        raise ValueError(f"a chunk holds at most {CHUNK_BYTES} bytes, got {len(data)}")
+
+
+def as_utc(value: datetime) -> datetime:
+    # SQLite hands DateTime columns back naive (they were written as UTC).
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class AppStore(FullUuidIds, Store[RequestContext], ABC):
     """A chatkit ``Store`` scoped by ``RequestContext.user_id``, with a lifecycle.
 
     Call ``await start()`` once before use and ``await close()`` on shutdown.
+
+    Attachments: ``save_attachment`` upserts ChatKit's JSON and the thread the
+    attachment was first sent in (a later save naming another thread is NotFoundError),
+    and keeps the upload columns, which only ``finish_upload`` sets. The bytes are
+    chunks of one upload id each; an attachment reads only the chunks of its finished
+    upload id, so an upload that broke off (even by kill -9) is never readable, and
+    the sweep deletes its chunks later.
     """
+
+    # Set by the attachment service: called once rows are gone (delete_thread,
+    # delete_attachment, the sweep) with their attachment ids, so stored objects go too.
+    on_attachments_deleted: Callable[[list[str]], Awaitable[None]] | None = None
+
+    async def _attachments_deleted(self, attachment_ids: list[str]) -> None:
+        """Tell ``on_attachments_deleted``; never fails the delete (the rows are gone)."""
+        callback = self.on_attachments_deleted
+        if callback is None or not attachment_ids:
+            return
+        try:
+            await callback(attachment_ids)
+        except Exception as error:
+            logger.warning("on_attachments_deleted failed: %r", error)
 
     @abstractmethod
     async def start(self) -> None:
@@ -90,3 +151,57 @@ class AppStore(FullUuidIds, Store[RequestContext], ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise if the backing storage is unreachable (for ``GET /health``)."""
+
+    # -- attachment uploads ------------------------------------------------------------
+
+    @abstractmethod
+    async def attachment_upload(self, attachment_id: str, context: RequestContext) -> UploadInfo:
+        """The attachment's upload columns; NotFoundError unless it is the caller's."""
+
+    @abstractmethod
+    async def write_chunk(
+        self, attachment_id: str, upload_id: str, seq: int, data: bytes, context: RequestContext
+    ) -> None:
+        """Store chunk ``seq`` (0, 1, ...) of upload ``upload_id``, committed on its own.
+
+        At most ``CHUNK_BYTES``. NotFoundError unless the attachment is the caller's.
+        Nothing is readable until ``finish_upload``.
+        """
+
+    @abstractmethod
+    async def finish_upload(
+        self,
+        attachment: Attachment,
+        upload_id: str,
+        size: int,
+        content_type: str,
+        context: RequestContext,
+    ) -> None:
+        """Make ``upload_id`` the attachment's bytes, in one transaction.
+
+        Stores ``attachment`` as its JSON (the caller clears upload_descriptor) with the
+        size and sniffed type, and deletes the chunks of the upload it replaces. Uploads
+        still running keep theirs. NotFoundError unless the caller's;
+        AttachmentBoundError once a message named it.
+        """
+
+    @abstractmethod
+    async def discard_upload(self, upload_id: str) -> None:
+        """Delete the chunks of a failed or aborted upload (no-op once it is finished)."""
+
+    @abstractmethod
+    def read_chunks(self, attachment_id: str, context: RequestContext) -> AsyncIterator[bytes]:
+        """The finished upload's bytes, chunk by chunk (one chunk in memory at a time).
+
+        NotFoundError (on first iteration) unless the attachment is the caller's and
+        its upload finished.
+        """
+
+    @abstractmethod
+    async def sweep_orphan_attachments(self, older_than: datetime) -> list[str]:
+        """Delete, for every user, attachments created before ``older_than`` that no
+        message names (thread_id NULL) with their chunks, and the chunks of unfinished
+        uploads written before then. Returns the deleted attachment ids.
+
+        Idempotent, and safe with several replicas sweeping at once.
+        """

@@ -8,7 +8,9 @@ change stored state, and pages are cut with bisect on a per-owner sorted ``seq``
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from itertools import count
 
 from chatkit.store import NotFoundError
@@ -19,8 +21,11 @@ from app.stores.base import (
     ATTACHMENT_ADAPTER,
     ITEM_ADAPTER,
     AppStore,
+    AttachmentBoundError,
     Order,
+    UploadInfo,
     attachment_json,
+    check_chunk,
     check_limit,
     check_order,
     item_json,
@@ -71,6 +76,20 @@ class _ItemRow:
     json: str
 
 
+@dataclass
+class _AttachmentRow:
+    user_id: str
+    json: str
+    upload: UploadInfo
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    attachment_id: str
+    created_at: datetime
+    data: bytes
+
+
 class MemoryStore(AppStore):
     def __init__(self) -> None:
         self._seq = count(1)
@@ -78,7 +97,8 @@ class MemoryStore(AppStore):
         self._threads_by_user: dict[str, _SeqIndex] = {}
         self._items: dict[str, _ItemRow] = {}
         self._items_by_thread: dict[str, _SeqIndex] = {}
-        self._attachments: dict[str, tuple[str, str]] = {}  # id -> (user_id, json)
+        self._attachments: dict[str, _AttachmentRow] = {}
+        self._chunks: dict[str, dict[int, _Chunk]] = {}  # upload_id -> seq -> chunk
 
     # Every method body below is synchronous, so each call is atomic on the event loop.
 
@@ -126,6 +146,13 @@ class MemoryStore(AppStore):
             del self._items[item_id]
         del self._threads[thread_id]
         self._threads_by_user[row.user_id].remove(row.seq)
+        gone = [
+            id_
+            for id_, attachment in self._attachments.items()
+            if attachment.upload.thread_id == thread_id and attachment.user_id == row.user_id
+        ]
+        self._drop_attachments(gone)
+        await self._attachments_deleted(gone)
 
     def _owned_item(self, thread_id: str, item_id: str, context: RequestContext) -> _ItemRow:
         row = self._items.get(item_id)
@@ -183,20 +210,105 @@ class MemoryStore(AppStore):
             del self._items[item_id]
             self._items_by_thread[thread_id].remove(row.seq)
 
+    def _owned_attachment(self, attachment_id: str, context: RequestContext) -> _AttachmentRow:
+        row = self._attachments.get(attachment_id)
+        if row is None or row.user_id != context.user_id:
+            raise NotFoundError(f"Attachment {attachment_id} not found")
+        return row
+
+    def _drop_attachments(self, attachment_ids: list[str]) -> None:
+        gone = set(attachment_ids)
+        for id_ in gone:
+            del self._attachments[id_]
+        for upload_id, chunks in list(self._chunks.items()):
+            if any(chunk.attachment_id in gone for chunk in chunks.values()):
+                del self._chunks[upload_id]
+
     async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
-        existing = self._attachments.get(attachment.id)
-        if existing is not None and existing[0] != context.user_id:
+        row = self._attachments.get(attachment.id)
+        if row is None:
+            upload = UploadInfo(
+                attachment.id, None, None, None, attachment.thread_id, datetime.now(UTC)
+            )
+            self._attachments[attachment.id] = _AttachmentRow(
+                context.user_id, attachment_json(attachment), upload
+            )
+            return
+        bound = row.upload.thread_id
+        if row.user_id != context.user_id or (
+            bound is not None and attachment.thread_id not in (None, bound)
+        ):
             raise NotFoundError(f"Attachment {attachment.id} not found")
-        self._attachments[attachment.id] = (context.user_id, attachment_json(attachment))
+        row.json = attachment_json(attachment)
+        row.upload = replace(row.upload, thread_id=bound or attachment.thread_id)
 
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
-        existing = self._attachments.get(attachment_id)
-        if existing is None or existing[0] != context.user_id:
-            raise NotFoundError(f"Attachment {attachment_id} not found")
-        return ATTACHMENT_ADAPTER.validate_json(existing[1])
+        return ATTACHMENT_ADAPTER.validate_json(self._owned_attachment(attachment_id, context).json)
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
-        existing = self._attachments.get(attachment_id)
-        if existing is None or existing[0] != context.user_id:
-            raise NotFoundError(f"Attachment {attachment_id} not found")
-        del self._attachments[attachment_id]
+        self._owned_attachment(attachment_id, context)
+        self._drop_attachments([attachment_id])
+        await self._attachments_deleted([attachment_id])
+
+    # -- attachment uploads ------------------------------------------------------------
+
+    async def attachment_upload(self, attachment_id: str, context: RequestContext) -> UploadInfo:
+        return self._owned_attachment(attachment_id, context).upload
+
+    async def write_chunk(
+        self, attachment_id: str, upload_id: str, seq: int, data: bytes, context: RequestContext
+    ) -> None:
+        check_chunk(seq, data)
+        self._owned_attachment(attachment_id, context)
+        chunk = _Chunk(attachment_id, datetime.now(UTC), bytes(data))
+        self._chunks.setdefault(upload_id, {})[seq] = chunk
+
+    async def finish_upload(
+        self,
+        attachment: Attachment,
+        upload_id: str,
+        size: int,
+        content_type: str,
+        context: RequestContext,
+    ) -> None:
+        row = self._owned_attachment(attachment.id, context)
+        if row.upload.thread_id is not None:
+            raise AttachmentBoundError(f"Attachment {attachment.id} is part of a message")
+        previous = row.upload.upload_id
+        if previous is not None and previous != upload_id:
+            self._chunks.pop(previous, None)
+        row.json = attachment_json(attachment)
+        row.upload = replace(row.upload, upload_id=upload_id, size=size, content_type=content_type)
+
+    async def discard_upload(self, upload_id: str) -> None:
+        if not any(row.upload.upload_id == upload_id for row in self._attachments.values()):
+            self._chunks.pop(upload_id, None)
+
+    async def read_chunks(
+        self, attachment_id: str, context: RequestContext
+    ) -> AsyncIterator[bytes]:
+        upload_id = self._owned_attachment(attachment_id, context).upload.upload_id
+        if upload_id is None:
+            raise NotFoundError(f"Attachment {attachment_id} not uploaded")
+        # A snapshot: a re-upload finishing meanwhile does not cut this read short.
+        chunks = self._chunks.get(upload_id, {})
+        for seq in sorted(chunks):
+            yield chunks[seq].data
+
+    async def sweep_orphan_attachments(self, older_than: datetime) -> list[str]:
+        gone = [
+            id_
+            for id_, row in self._attachments.items()
+            if row.upload.thread_id is None and row.upload.created_at < older_than
+        ]
+        self._drop_attachments(gone)
+        finished = {row.upload.upload_id for row in self._attachments.values()}
+        for upload_id, chunks in list(self._chunks.items()):
+            if upload_id in finished:
+                continue
+            for seq in [s for s, chunk in chunks.items() if chunk.created_at < older_than]:
+                del chunks[seq]
+            if not chunks:
+                del self._chunks[upload_id]
+        await self._attachments_deleted(gone)
+        return gone

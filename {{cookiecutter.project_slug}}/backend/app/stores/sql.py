@@ -53,6 +53,7 @@ from app.stores.base import (
     ITEM_ADAPTER,
     AppStore,
     Order,
+    UploadInfo,
     attachment_json,
     check_limit,
     check_order,
@@ -566,3 +567,35 @@ class SQLStore(AppStore):
             )
             if deleted.first() is None:
                 raise NotFoundError(f"Attachment {attachment_id} not found")
+
+    # -- attachment uploads (being written: helper A) --------------------------------
+
+    async def attachment_upload(self, attachment_id: str, context: RequestContext) -> UploadInfo:
+        raise NotImplementedError
+
+    async def write_chunk(
+        self, attachment_id: str, upload_id: str, seq: int, data: bytes, context: RequestContext
+    ) -> None:
+        raise NotImplementedError
+
+    async def finish_upload(
+        self,
+        attachment: Attachment,
+        upload_id: str,
+        size: int,
+        content_type: str,
+        context: RequestContext,
+    ) -> None:
+        raise NotImplementedError
+
+    async def discard_upload(self, upload_id: str) -> None:
+        raise NotImplementedError
+
+    async def read_chunks(
+        self, attachment_id: str, context: RequestContext
+    ) -> AsyncIterator[bytes]:
+        raise NotImplementedError
+        yield b""
+
+    async def sweep_orphan_attachments(self, older_than: datetime) -> list[str]:
+        raise NotImplementedError
