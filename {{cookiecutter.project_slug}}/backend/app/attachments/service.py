@@ -33,6 +33,7 @@ from app.attachments.policy import AttachmentError, AttachmentPolicy, clean_name
 from app.attachments.sniff import SNIFF_BYTES, TEXT, kind_of, sniff
 from app.context import RequestContext
 from app.stores import AppStore
+from app.stores.base import AttachmentBoundError
 
 if TYPE_CHECKING:
     from app.attachments.s3 import S3Objects
@@ -46,6 +47,12 @@ CHUNK_BYTES = 256 * 1024  # what one write_chunk call stores
 S3_UPLOAD_ID = "s3"  # marks an S3 object checked and accepted (no chunks in the store)
 # An origin for contexts built outside an HTTP request (scripts, tests of the store).
 FALLBACK_ORIGIN = "http://localhost"
+
+
+def already_attached() -> AttachmentError:
+    return AttachmentError(
+        409, "already_attached", "This attachment is part of a message already: its file is fixed."
+    )
 
 
 def base_mime_type(mime_type: str) -> str:
@@ -166,9 +173,7 @@ class AttachmentService(AttachmentStore[RequestContext]):
             )
         info = await self.store.attachment_upload(attachment_id, context)
         if info.thread_id is not None:
-            raise AttachmentError(
-                409, "already_attached", "This attachment is part of a message already."
-            )
+            raise already_attached()
         attachment = await self.store.load_attachment(attachment_id, context)
         upload_id = uuid.uuid4().hex
         wrote = False
@@ -196,7 +201,10 @@ class AttachmentService(AttachmentStore[RequestContext]):
                 wrote = True
                 await self.store.write_chunk(attachment_id, upload_id, seq, bytes(buffer), context)
             done = self._finished(attachment, content_type)
-            await self.store.finish_upload(done, upload_id, size, content_type, context)
+            try:
+                await self.store.finish_upload(done, upload_id, size, content_type, context)
+            except AttachmentBoundError:  # a message named it while this upload ran
+                raise already_attached() from None
         except BaseException:
             if wrote:
                 await _shielded(self.store.discard_upload(upload_id))
@@ -307,7 +315,8 @@ class AttachmentService(AttachmentStore[RequestContext]):
 
     def _chunks(self, info: UploadInfo, context: RequestContext) -> AsyncIterator[bytes]:
         if info.upload_id == S3_UPLOAD_ID and self.objects is not None:
-            return self.objects.stream(info.attachment_id)
+            chunks: AsyncIterator[bytes] = self.objects.stream(info.attachment_id)
+            return chunks
         return self.store.read_chunks(info.attachment_id, context)
 
     async def read(
