@@ -69,8 +69,9 @@ from app.stores import (
     build_store,
     normalize_database_url,
 )
-from app.stores.migrate import MIGRATION_LOCK_KEY
-from app.stores.schema import items, metadata, threads
+from app.stores.base import CHUNK_BYTES, AttachmentBoundError
+from app.stores.migrate import HEAD_REVISION, MIGRATION_LOCK_KEY
+from app.stores.schema import attachment_chunks, items, metadata, threads
 from app.stores.sql import items_page_query, threads_page_query
 from tests.store_fixtures import (
     SQL_STORE_KINDS,
@@ -553,6 +554,268 @@ async def test_attachments(contract_store: AppStore) -> None:
     assert await contract_store.load_attachment("atc_img", ALICE) == image
 
 
+# -- attachment uploads ----------------------------------------------------------------
+
+
+async def stored_chunks(store: AppStore) -> set[tuple[str, int]]:
+    """(upload_id, seq) of every chunk row, whoever's: what is left to sweep."""
+    if isinstance(store, MemoryStore):
+        return {(u, seq) for u, chunks in store._chunks.items() for seq in chunks}
+    assert isinstance(store, SQLStore)
+    c = attachment_chunks.c
+    async with store.engine.connect() as conn:
+        return {(r.upload_id, r.seq) for r in await conn.execute(select(c.upload_id, c.seq))}
+
+
+async def read_all(store: AppStore, attachment_id: str, ctx: RequestContext = ALICE) -> bytes:
+    return b"".join([chunk async for chunk in store.read_chunks(attachment_id, ctx)])
+
+
+async def uploaded(
+    store: AppStore,
+    data: bytes,
+    id_: str = "atc_1",
+    upload_id: str = "up_1",
+    ctx: RequestContext = ALICE,
+    save: bool = True,
+) -> FileAttachment:
+    """An attachment whose upload of ``data`` finished, in chunks of CHUNK_BYTES."""
+    attachment = file_attachment(id_)
+    if save:
+        await store.save_attachment(attachment, ctx)
+    for seq, start in enumerate(range(0, len(data), CHUNK_BYTES)):
+        await store.write_chunk(id_, upload_id, seq, data[start : start + CHUNK_BYTES], ctx)
+    done = attachment.model_copy(update={"upload_descriptor": None})
+    await store.finish_upload(done, upload_id, len(data), "application/pdf", ctx)
+    return done
+
+
+class Deleted:
+    """An ``on_attachments_deleted`` recorder."""
+
+    def __init__(self, store: AppStore) -> None:
+        self.calls: list[list[str]] = []
+        store.on_attachments_deleted = self
+
+    async def __call__(self, attachment_ids: list[str]) -> None:
+        self.calls.append(list(attachment_ids))
+
+
+async def test_chunks_round_trip(contract_store: AppStore) -> None:
+    s = contract_store
+    attachment = file_attachment()
+    await s.save_attachment(attachment, ALICE)
+    info = await s.attachment_upload(attachment.id, ALICE)
+    assert (info.attachment_id, info.upload_id, info.size, info.content_type) == (
+        attachment.id,
+        None,
+        None,
+        None,
+    )
+    assert info.thread_id is None
+    assert info.created_at.tzinfo is not None
+    assert abs(datetime.now(UTC) - info.created_at) < timedelta(minutes=1)
+
+    data = os.urandom(2 * CHUNK_BYTES + 123)  # two full chunks and a short one
+    pieces = [data[:CHUNK_BYTES], data[CHUNK_BYTES : 2 * CHUNK_BYTES], data[2 * CHUNK_BYTES :]]
+    for seq, piece in enumerate(pieces):
+        await s.write_chunk(attachment.id, "up_1", seq, piece, ALICE)
+    with pytest.raises(NotFoundError):  # nothing is readable before the upload finishes
+        await read_all(s, attachment.id)
+    done = attachment.model_copy(update={"upload_descriptor": None, "name": "renamed.pdf"})
+    await s.finish_upload(done, "up_1", len(data), "application/pdf", ALICE)
+
+    assert [chunk async for chunk in s.read_chunks(attachment.id, ALICE)] == pieces
+    finished = await s.attachment_upload(attachment.id, ALICE)
+    assert (finished.upload_id, finished.size, finished.content_type) == (
+        "up_1",
+        len(data),
+        "application/pdf",
+    )
+    assert finished.created_at == info.created_at
+    assert await s.load_attachment(attachment.id, ALICE) == done
+
+    with pytest.raises(ValueError, match="at most"):
+        await s.write_chunk(attachment.id, "up_2", 0, b"x" * (CHUNK_BYTES + 1), ALICE)
+    with pytest.raises(ValueError, match="seq"):
+        await s.write_chunk(attachment.id, "up_2", -1, b"x", ALICE)
+
+
+async def test_save_attachment_binds_once_and_keeps_the_upload(contract_store: AppStore) -> None:
+    s = contract_store
+    done = await uploaded(s, b"%PDF-1.7 bytes")
+    await s.save_attachment(done.model_copy(update={"thread_id": "thr_a"}), ALICE)
+    info = await s.attachment_upload(done.id, ALICE)
+    assert (info.thread_id, info.upload_id, info.size) == ("thr_a", "up_1", 14)
+    assert (await s.load_attachment(done.id, ALICE)).thread_id == "thr_a"
+    assert await read_all(s, done.id) == b"%PDF-1.7 bytes"
+
+    await s.save_attachment(done.model_copy(update={"thread_id": "thr_a"}), ALICE)  # again
+    with pytest.raises(NotFoundError):  # bound to the thread it was first sent in
+        await s.save_attachment(done.model_copy(update={"thread_id": "thr_b"}), ALICE)
+    assert (await s.attachment_upload(done.id, ALICE)).thread_id == "thr_a"
+    # A message names it: its bytes are fixed (a late re-upload cannot swap them).
+    await s.write_chunk(done.id, "up_2", 0, b"other", ALICE)
+    with pytest.raises(AttachmentBoundError):
+        await s.finish_upload(done, "up_2", 5, "application/pdf", ALICE)
+    assert issubclass(AttachmentBoundError, NotFoundError)
+    assert await read_all(s, done.id) == b"%PDF-1.7 bytes"
+
+
+async def test_reupload_replaces(contract_store: AppStore) -> None:
+    s = contract_store
+    await uploaded(s, b"old " * 100_000, upload_id="up_old")  # 2 chunks
+    attachment = file_attachment()
+    await s.write_chunk(attachment.id, "up_new", 0, b"new", ALICE)
+    assert await read_all(s, attachment.id) == b"old " * 100_000  # until it finishes
+    await s.finish_upload(attachment, "up_new", 3, "text/plain", ALICE)
+    assert await read_all(s, attachment.id) == b"new"
+    assert (await s.attachment_upload(attachment.id, ALICE)).content_type == "text/plain"
+    assert await stored_chunks(s) == {("up_new", 0)}  # the replaced bytes went
+
+
+async def test_unfinished_upload_is_never_readable(contract_store: AppStore) -> None:
+    s = contract_store
+    attachment = file_attachment()
+    await s.save_attachment(attachment, ALICE)
+    await s.write_chunk(attachment.id, "up_1", 0, b"partial", ALICE)
+    assert (await s.attachment_upload(attachment.id, ALICE)).upload_id is None
+    with pytest.raises(NotFoundError):
+        await read_all(s, attachment.id)
+    await s.discard_upload("up_1")
+    assert await stored_chunks(s) == set()
+
+    await uploaded(s, b"kept", save=False)
+    await s.discard_upload("up_1")  # a finished upload is not discarded (late cleanup)
+    await s.discard_upload("up_unknown")
+    assert await read_all(s, attachment.id) == b"kept"
+    # A broken re-upload leaves the finished bytes alone.
+    await s.write_chunk(attachment.id, "up_2", 0, b"broken", ALICE)
+    await s.discard_upload("up_2")
+    assert await read_all(s, attachment.id) == b"kept"
+    assert await stored_chunks(s) == {("up_1", 0)}
+
+
+async def test_uploads_are_isolated(contract_store: AppStore) -> None:
+    s = contract_store
+    done = await uploaded(s, b"alice's bytes")
+    await s.save_attachment(file_attachment("atc_bob"), BOB)
+    await s.write_chunk("atc_bob", "up_bob", 0, b"bob", BOB)
+
+    with pytest.raises(NotFoundError):
+        await s.attachment_upload(done.id, BOB)
+    with pytest.raises(NotFoundError):
+        await s.write_chunk(done.id, "up_x", 0, b"evil", BOB)
+    with pytest.raises(NotFoundError):  # another attachment's upload id: not overwritten
+        await s.write_chunk("atc_bob", "up_1", 0, b"evil", BOB)
+    with pytest.raises(NotFoundError):
+        await s.finish_upload(done, "up_bob", 3, "application/pdf", BOB)
+    with pytest.raises(NotFoundError):
+        await read_all(s, done.id, BOB)
+    with pytest.raises(NotFoundError):
+        await s.delete_attachment(done.id, BOB)
+    with pytest.raises(NotFoundError):  # ... nor take alice's id over for bob's upload
+        await s.finish_upload(file_attachment(), "up_bob", 3, "application/pdf", BOB)
+    with pytest.raises(NotFoundError):
+        await s.write_chunk("atc_nope", "up_y", 0, b"x", ALICE)
+    for bad in ("atc_\x00", "atc_1\x00"):  # NUL: NotFoundError everywhere, not a 500
+        with pytest.raises(NotFoundError):
+            await s.attachment_upload(bad, ALICE)
+        with pytest.raises(NotFoundError):
+            await s.write_chunk(bad, "up_z", 0, b"x", ALICE)
+        with pytest.raises(NotFoundError):
+            await read_all(s, bad)
+
+    assert await read_all(s, done.id) == b"alice's bytes"
+    assert await s.load_attachment(done.id, ALICE) == done
+    info = await s.attachment_upload(done.id, ALICE)
+    assert (info.upload_id, info.size) == ("up_1", 13)
+    assert (await s.attachment_upload("atc_bob", BOB)).upload_id is None
+
+
+async def test_sweep_orphan_attachments(store_backend: StoreBackend) -> None:
+    s = await store_backend.open()
+    deleted = Deleted(s)
+    thread = await new_thread(s)
+    orphan = await uploaded(s, b"o" * (CHUNK_BYTES + 1), "atc_orphan", "up_orphan")
+    sent = await uploaded(s, b"sent", "atc_sent", "up_sent")
+    await s.save_attachment(sent.model_copy(update={"thread_id": thread.id}), ALICE)
+    await s.write_chunk("atc_sent", "up_dead", 0, b"killed mid-upload", ALICE)
+    await s.save_attachment(file_attachment("atc_bobs"), BOB)  # every user's orphans go
+    await asyncio.sleep(0.01)
+    cutoff = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    fresh = await uploaded(s, b"fresh", "atc_fresh", "up_fresh")
+    await s.write_chunk("atc_fresh", "up_running", 0, b"still uploading", ALICE)
+
+    assert sorted(await s.sweep_orphan_attachments(cutoff)) == ["atc_bobs", orphan.id]
+    assert [sorted(ids) for ids in deleted.calls] == [["atc_bobs", orphan.id]]
+    with pytest.raises(NotFoundError):
+        await s.attachment_upload(orphan.id, ALICE)
+    with pytest.raises(NotFoundError):
+        await s.load_attachment("atc_bobs", BOB)
+    assert await read_all(s, sent.id) == b"sent"
+    assert await read_all(s, fresh.id) == b"fresh"
+    assert await stored_chunks(s) == {("up_sent", 0), ("up_fresh", 0), ("up_running", 0)}
+
+    # Idempotent, also with replicas sweeping at once: each id is reported once.
+    assert await s.sweep_orphan_attachments(cutoff) == []
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    second = s if store_backend.kind == "memory" else await store_backend.open()
+    runs = await asyncio.gather(*(st.sweep_orphan_attachments(later) for st in (s, second, s)))
+    assert sorted(i for run in runs for i in run) == [fresh.id]
+    assert await read_all(s, sent.id) == b"sent"  # bound: never swept
+    assert await stored_chunks(s) == {("up_sent", 0)}
+
+
+async def test_delete_thread_deletes_its_attachments(contract_store: AppStore) -> None:
+    s = contract_store
+    deleted = Deleted(s)
+    doomed, other = await new_thread(s), await new_thread(s)
+    for id_, thread in (("atc_a", doomed), ("atc_b", doomed), ("atc_other", other)):
+        done = await uploaded(s, id_.encode(), id_, f"up_{id_}")
+        await s.save_attachment(done.model_copy(update={"thread_id": thread.id}), ALICE)
+    await uploaded(s, b"unsent", "atc_unsent", "up_unsent")
+
+    await s.delete_thread(doomed.id, ALICE)
+    assert [sorted(ids) for ids in deleted.calls] == [["atc_a", "atc_b"]]
+    for gone in ("atc_a", "atc_b"):
+        with pytest.raises(NotFoundError):
+            await s.load_attachment(gone, ALICE)
+    assert await read_all(s, "atc_other") == b"atc_other"
+    assert await read_all(s, "atc_unsent") == b"unsent"
+    assert await stored_chunks(s) == {("up_atc_other", 0), ("up_unsent", 0)}
+
+    with pytest.raises(NotFoundError):  # another user's thread: nothing goes
+        await s.delete_thread(other.id, BOB)
+    assert await read_all(s, "atc_other") == b"atc_other"
+    assert len(deleted.calls) == 1
+
+
+async def test_delete_attachment_deletes_its_chunks(contract_store: AppStore) -> None:
+    s = contract_store
+    deleted = Deleted(s)
+    await uploaded(s, b"x" * (CHUNK_BYTES + 5))
+    await s.write_chunk("atc_1", "up_running", 0, b"y", ALICE)
+    await uploaded(s, b"keep", "atc_keep", "up_keep")
+
+    await s.delete_attachment("atc_1", ALICE)
+    assert deleted.calls == [["atc_1"]]
+    assert await stored_chunks(s) == {("up_keep", 0)}
+    with pytest.raises(NotFoundError):
+        await s.attachment_upload("atc_1", ALICE)
+    with pytest.raises(NotFoundError):  # the upload still running cannot add to it
+        await s.write_chunk("atc_1", "up_running", 1, b"y", ALICE)
+
+    async def failing(attachment_ids: list[str]) -> None:
+        raise RuntimeError("object store down")
+
+    s.on_attachments_deleted = failing  # the rows are gone whatever the callback does
+    await s.delete_attachment("atc_keep", ALICE)
+    with pytest.raises(NotFoundError):
+        await s.load_attachment("atc_keep", ALICE)
+
+
 # -- isolation -----------------------------------------------------------------------
 
 
@@ -708,7 +971,42 @@ async def test_restart_keeps_data(sql_store_backend: StoreBackend) -> None:
     assert isinstance(second, SQLStore)
     async with second.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0001"]
+    assert [v[0] for v in versions] == [HEAD_REVISION]
+
+
+KILLED_MID_UPLOAD = """
+import asyncio, os, signal, sys
+from chatkit.types import FileAttachment
+from app.context import RequestContext
+from app.stores import open_store
+
+async def main() -> None:
+    store = await open_store(sys.argv[1])
+    alice = RequestContext(user_id="alice")
+    await store.save_attachment(FileAttachment(id="atc_k", name="k.pdf", mime_type="a/b"), alice)
+    for seq in range(2):
+        await store.write_chunk("atc_k", "up_k", seq, b"k" * 1000, alice)
+    os.kill(os.getpid(), signal.SIGKILL)  # mid-upload: finish_upload never runs
+
+asyncio.run(main())
+"""
+
+
+async def test_kill_9_mid_upload_leaves_nothing_readable(
+    sql_store_backend: StoreBackend,
+) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_MID_UPLOAD, sql_store_backend.url, cwd=BACKEND_DIR
+    )
+    assert await asyncio.wait_for(child.wait(), timeout=60) == -9
+    store = await sql_store_backend.open()
+    assert await stored_chunks(store) == {("up_k", 0), ("up_k", 1)}  # each chunk committed
+    assert (await store.attachment_upload("atc_k", ALICE)).upload_id is None
+    with pytest.raises(NotFoundError):
+        await read_all(store, "atc_k")
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert await store.sweep_orphan_attachments(later) == ["atc_k"]
+    assert await stored_chunks(store) == set()
 
 
 async def test_concurrent_starts_do_not_race(sql_store_backend: StoreBackend) -> None:
@@ -954,4 +1252,4 @@ def test_alembic_cli_upgrade(tmp_path: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert {threads.name, items.name, "chatkit_attachments"} <= tables
-    assert version == [("0001",)]
+    assert version == [(HEAD_REVISION,)]

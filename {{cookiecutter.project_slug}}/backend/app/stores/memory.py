@@ -260,8 +260,11 @@ class MemoryStore(AppStore):
     ) -> None:
         check_chunk(seq, data)
         self._owned_attachment(attachment_id, context)
-        chunk = _Chunk(attachment_id, datetime.now(UTC), bytes(data))
-        self._chunks.setdefault(upload_id, {})[seq] = chunk
+        chunks = self._chunks.setdefault(upload_id, {})
+        existing = chunks.get(seq)
+        if existing is not None and existing.attachment_id != attachment_id:
+            raise NotFoundError(f"Attachment {attachment_id} not found")  # another's upload id
+        chunks[seq] = _Chunk(attachment_id, datetime.now(UTC), bytes(data))
 
     async def finish_upload(
         self,
@@ -292,8 +295,10 @@ class MemoryStore(AppStore):
             raise NotFoundError(f"Attachment {attachment_id} not uploaded")
         # A snapshot: a re-upload finishing meanwhile does not cut this read short.
         chunks = self._chunks.get(upload_id, {})
-        for seq in sorted(chunks):
-            yield chunks[seq].data
+        seq = 0
+        while (chunk := chunks.get(seq)) is not None and chunk.attachment_id == attachment_id:
+            yield chunk.data
+            seq += 1
 
     async def sweep_orphan_attachments(self, older_than: datetime) -> list[str]:
         gone = [

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # The newest revision in migrations/versions: a new migration updates it (a test checks).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 VERSION_TABLE = "alembic_version"  # Alembic's default
 
 # pg_advisory_xact_lock key (signed 64-bit) shared by every process migrating this schema.

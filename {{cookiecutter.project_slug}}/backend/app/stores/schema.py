@@ -14,7 +14,9 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
 )
@@ -66,10 +68,41 @@ items = Table(
     sqlite_autoincrement=True,
 )
 
+# ChatKit's JSON plus the columns the store decides on: who may read the bytes
+# (upload_id: the finished upload, NULL before), and which thread it was first sent in.
 attachments = Table(
     "chatkit_attachments",
     metadata,
     Column("id", Text, primary_key=True),
     Column("user_id", Text, nullable=False),
     Column("data", Text, nullable=False),  # Attachment.model_dump_json()
+    Column("thread_id", Text, nullable=True),  # no FK: delete_thread deletes these itself
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("upload_id", Text, nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("content_type", Text, nullable=True),  # sniffed from the bytes
+    # delete_thread (thread_id = ?) and the orphan sweep (thread_id IS NULL AND created_at < ?).
+    Index(None, "thread_id", "created_at"),
+    # discard_upload: is this upload id an attachment's finished one?
+    Index(None, "upload_id"),
+)
+
+# The bytes, CHUNK_BYTES (256 KiB) a row, each row committed on its own while the
+# upload streams. Readable only through an attachment whose upload_id names them.
+attachment_chunks = Table(
+    "chatkit_attachment_chunks",
+    metadata,
+    Column("upload_id", Text, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column(
+        "attachment_id",
+        Text,
+        ForeignKey(attachments.c.id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("upload_id", "seq"),
+    Index(None, "attachment_id"),  # deletes by attachment, and the FK cascade
+    Index(None, "created_at"),  # the sweep of unfinished uploads
 )

@@ -33,13 +33,17 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Integer,
+    LargeBinary,
     Select,
     Table,
     Text,
     bindparam,
     delete,
+    func,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Result, Row, make_url
@@ -52,9 +56,12 @@ from app.stores.base import (
     ATTACHMENT_ADAPTER,
     ITEM_ADAPTER,
     AppStore,
+    AttachmentBoundError,
     Order,
     UploadInfo,
+    as_utc,
     attachment_json,
+    check_chunk,
     check_limit,
     check_order,
     item_json,
@@ -69,7 +76,7 @@ from app.stores.engine import (
     is_sqlite_busy,
 )
 from app.stores.migrate import schema_at_head, upgrade_to_head
-from app.stores.schema import attachments, items, threads
+from app.stores.schema import attachment_chunks, attachments, items, threads
 from app.stores.urls import MEMORY_URL, is_sqlite, normalize_database_url
 
 if TYPE_CHECKING:
@@ -381,20 +388,28 @@ class SQLStore(AppStore):
     @_store_call
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
         _no_nul(thread_id)
+        user_id = context.user_id
         async with self._write() as conn:
             # Items go explicitly too, so nothing depends on PRAGMA foreign_keys alone.
             await conn.execute(
-                delete(items).where(
-                    items.c.thread_id == thread_id, items.c.user_id == context.user_id
+                delete(items).where(items.c.thread_id == thread_id, items.c.user_id == user_id)
+            )
+            bound = (attachments.c.thread_id == thread_id) & (attachments.c.user_id == user_id)
+            await conn.execute(
+                delete(attachment_chunks).where(
+                    attachment_chunks.c.attachment_id.in_(select(attachments.c.id).where(bound))
                 )
             )
+            gone = await conn.execute(delete(attachments).where(bound).returning(attachments.c.id))
+            attachment_ids = [row.id for row in gone]
             deleted = await conn.execute(
                 delete(threads)
-                .where(threads.c.id == thread_id, threads.c.user_id == context.user_id)
+                .where(threads.c.id == thread_id, threads.c.user_id == user_id)
                 .returning(threads.c.seq)
             )
             if deleted.first() is None:
                 raise NotFoundError(f"Thread {thread_id} not found")  # rolls back
+        await self._attachments_deleted(attachment_ids)
 
     # -- items -----------------------------------------------------------------------
 
@@ -526,14 +541,29 @@ class SQLStore(AppStore):
 
     @_store_call
     async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
-        _no_nul(attachment.id)
+        # The upload columns are finish_upload's; thread_id is set once, by the first
+        # message that names the attachment (a save naming another thread is refused).
+        _no_nul(attachment.id, attachment.thread_id)
         stmt = self._insert(attachments).values(
-            id=attachment.id, user_id=context.user_id, data=attachment_json(attachment)
+            id=attachment.id,
+            user_id=context.user_id,
+            data=attachment_json(attachment),
+            thread_id=attachment.thread_id,
+            created_at=datetime.now(UTC),
         )
+        bound = attachments.c.thread_id
         stmt = stmt.on_conflict_do_update(
             index_elements=[attachments.c.id],
-            set_={"data": stmt.excluded.data},
-            where=attachments.c.user_id == stmt.excluded.user_id,
+            set_={
+                "data": stmt.excluded.data,
+                "thread_id": func.coalesce(bound, stmt.excluded.thread_id),
+            },
+            where=(attachments.c.user_id == stmt.excluded.user_id)
+            & (
+                bound.is_(None)
+                | stmt.excluded.thread_id.is_(None)
+                | (bound == stmt.excluded.thread_id)
+            ),
         ).returning(attachments.c.id)
         async with self._write() as conn:
             if (await conn.execute(stmt)).first() is None:
@@ -567,17 +597,87 @@ class SQLStore(AppStore):
             )
             if deleted.first() is None:
                 raise NotFoundError(f"Attachment {attachment_id} not found")
+            # The row is gone, so no chunk can be added any more (write_chunk needs it).
+            await conn.execute(
+                delete(attachment_chunks).where(attachment_chunks.c.attachment_id == attachment_id)
+            )
+        await self._attachments_deleted([attachment_id])
 
-    # -- attachment uploads (being written: helper A) --------------------------------
+    # -- attachment uploads ------------------------------------------------------------
 
+    @_store_call
     async def attachment_upload(self, attachment_id: str, context: RequestContext) -> UploadInfo:
-        raise NotImplementedError
+        _no_nul(attachment_id)
+        a = attachments.c
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(a.upload_id, a.size, a.content_type, a.thread_id, a.created_at).where(
+                        a.id == attachment_id, a.user_id == context.user_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"Attachment {attachment_id} not found")
+        return UploadInfo(
+            attachment_id=attachment_id,
+            upload_id=row.upload_id,
+            size=row.size,
+            content_type=row.content_type,
+            thread_id=row.thread_id,
+            created_at=as_utc(row.created_at),
+        )
 
+    @_store_call
     async def write_chunk(
         self, attachment_id: str, upload_id: str, seq: int, data: bytes, context: RequestContext
     ) -> None:
-        raise NotImplementedError
+        # One short transaction per chunk: SQLite's write lock is never held across an
+        # upload, and a process killed mid-upload leaves only chunks nobody can read.
+        check_chunk(seq, data)
+        _no_nul(attachment_id, upload_id)
+        values = {
+            "upload_id": upload_id,
+            "seq": seq,
+            "attachment_id": attachment_id,
+            "user_id": context.user_id,
+            "created_at": datetime.now(UTC),
+            "data": data,
+        }
+        try:
+            async with self._write() as conn:
+                written = (await conn.execute(self._write_chunk_statement, values)).first()
+        except IntegrityError as exc:
+            # Postgres: the attachment was deleted between our SELECT and the FK check.
+            raise NotFoundError(f"Attachment {attachment_id} not found") from exc
+        if written is None:
+            raise NotFoundError(f"Attachment {attachment_id} not found")
 
+    @cached_property
+    def _write_chunk_statement(self) -> Any:
+        """INSERT ... SELECT from the caller's own attachment row: nothing when it is not
+        theirs; an upload id of another attachment is never overwritten."""
+        c = attachment_chunks.c
+        source = select(
+            bindparam("upload_id", type_=Text),
+            bindparam("seq", type_=Integer),
+            attachments.c.id,
+            bindparam("created_at", type_=DateTime(timezone=True)),
+            bindparam("data", type_=LargeBinary),
+        ).where(
+            attachments.c.id == bindparam("attachment_id", type_=Text),
+            attachments.c.user_id == bindparam("user_id", type_=Text),
+        )
+        stmt = self._insert(attachment_chunks).from_select(
+            ["upload_id", "seq", "attachment_id", "created_at", "data"], source
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=[c.upload_id, c.seq],
+            set_={"created_at": stmt.excluded.created_at, "data": stmt.excluded.data},
+            where=c.attachment_id == stmt.excluded.attachment_id,
+        ).returning(c.seq)
+
+    @_store_call
     async def finish_upload(
         self,
         attachment: Attachment,
@@ -586,16 +686,106 @@ class SQLStore(AppStore):
         content_type: str,
         context: RequestContext,
     ) -> None:
-        raise NotImplementedError
+        _no_nul(attachment.id, upload_id)
+        a = attachments.c
+        owned = (a.id == attachment.id) & (a.user_id == context.user_id)
+        async with self._write() as conn:
+            # FOR UPDATE (PostgreSQL; SQLite's writers are serialized already): a
+            # concurrent finish or discard of this attachment waits for our commit.
+            row = (
+                await conn.execute(select(a.upload_id, a.thread_id).where(owned).with_for_update())
+            ).first()
+            if row is None:
+                raise NotFoundError(f"Attachment {attachment.id} not found")
+            if row.thread_id is not None:
+                raise AttachmentBoundError(f"Attachment {attachment.id} is part of a message")
+            await conn.execute(
+                update(attachments)
+                .where(owned)
+                .values(
+                    data=attachment_json(attachment),
+                    upload_id=upload_id,
+                    size=size,
+                    content_type=content_type,
+                )
+            )
+            if row.upload_id is not None and row.upload_id != upload_id:
+                # The replaced upload's bytes; uploads still running keep theirs.
+                c = attachment_chunks.c
+                await conn.execute(
+                    delete(attachment_chunks).where(
+                        c.upload_id == row.upload_id, c.attachment_id == attachment.id
+                    )
+                )
 
+    @_store_call
     async def discard_upload(self, upload_id: str) -> None:
-        raise NotImplementedError
+        _no_nul(upload_id)
+        c = attachment_chunks.c
+        async with self._write() as conn:
+            # Wait for a finish_upload of it still committing (the request was cancelled
+            # while it ran): then the upload is finished and its chunks stay.
+            owners = select(c.attachment_id).where(c.upload_id == upload_id)
+            await conn.execute(
+                select(attachments.c.id).where(attachments.c.id.in_(owners)).with_for_update()
+            )
+            finished = select(attachments.c.id).where(attachments.c.upload_id == upload_id)
+            await conn.execute(
+                delete(attachment_chunks).where(c.upload_id == upload_id, ~finished.exists())
+            )
 
     async def read_chunks(
         self, attachment_id: str, context: RequestContext
     ) -> AsyncIterator[bytes]:
-        raise NotImplementedError
-        yield b""
+        # A query per chunk, no connection held between them: a slow reader costs no
+        # pool slot and no open snapshot; memory is one chunk.
+        info = await self.attachment_upload(attachment_id, context)
+        if info.upload_id is None:
+            raise NotFoundError(f"Attachment {attachment_id} not uploaded")
+        seq, total = 0, 0
+        while (data := await self._chunk(attachment_id, info.upload_id, seq)) is not None:
+            total += len(data)
+            yield data
+            seq += 1
+        if info.size is not None and total != info.size:
+            # Replaced or deleted while read: the bytes sent so far are not the file.
+            raise NotFoundError(f"Attachment {attachment_id} changed while read")
 
+    @_store_call
+    async def _chunk(self, attachment_id: str, upload_id: str, seq: int) -> bytes | None:
+        c = attachment_chunks.c
+        async with self._read() as conn:
+            data = await conn.scalar(
+                select(c.data).where(
+                    c.upload_id == upload_id, c.seq == seq, c.attachment_id == attachment_id
+                )
+            )
+        return None if data is None else bytes(data)
+
+    @_store_call
     async def sweep_orphan_attachments(self, older_than: datetime) -> list[str]:
-        raise NotImplementedError
+        # Single DELETE statements, no read-then-delete: replicas sweeping at once each
+        # delete (and report) a row at most once, and a row a message binds meanwhile
+        # no longer matches (PostgreSQL re-checks the WHERE on the row it waited for).
+        cutoff = as_utc(older_than)
+        a, c = attachments.c, attachment_chunks.c
+        async with self._write() as conn:
+            swept = await conn.execute(
+                delete(attachments)
+                .where(a.thread_id.is_(None), a.created_at < cutoff)
+                .returning(a.id)
+            )
+            ids = [row.id for row in swept]
+            # Their chunks (the FK cascade takes them too): rows gone cannot come back.
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                await conn.execute(delete(attachment_chunks).where(c.attachment_id.in_(batch)))
+            # Chunks of uploads that never finished or were replaced: no attachment names
+            # their upload id. (An upload still running after a whole orphan period
+            # loses its first chunks; read_chunks then fails on the size.)
+            finished = select(a.id).where(a.id == c.attachment_id, a.upload_id == c.upload_id)
+            await conn.execute(
+                delete(attachment_chunks).where(c.created_at < cutoff, ~finished.exists())
+            )
+        await self._attachments_deleted(ids)
+        return ids
