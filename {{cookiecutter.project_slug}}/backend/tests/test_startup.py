@@ -161,6 +161,11 @@ UNUSED_AT_START = (
     "sqlalchemy.orm",
     "sqlalchemy.ext.asyncio",
     "sqlalchemy.dialects.postgresql",
+    # S3 storage only (ATTACHMENT_STORAGE=s3://...), and then on first use: boto3 and
+    # botocore take longer to import than the whole app.
+    "boto3",
+    "botocore",
+    "app.attachments.s3",
 )
 
 _MODULES_LOADED = """
@@ -168,6 +173,7 @@ import asyncio, json, sys
 from app.config import load_settings
 
 prefixes = tuple(sys.argv[2].split(","))
+overrides = json.loads(sys.argv[3])
 
 def loaded():
     return sorted({name for name in sys.modules if name.startswith(prefixes)})
@@ -181,6 +187,7 @@ settings = load_settings(
     session_secret="s" * 40,
     database_url=sys.argv[1],
     mcp_server_url="",
+    **overrides,
 )
 app = app.main.create_app(settings)
 seen["build"] = loaded()
@@ -195,14 +202,23 @@ print(json.dumps(seen))
 """
 
 
-def modules_loaded(database_url: str) -> dict[str, list[str]]:
-    """In a fresh process, with no settings in the environment: the unused modules loaded
-    after importing app.main, after building the app and after its start."""
+def modules_loaded(
+    database_url: str, prefixes: tuple[str, ...] = UNUSED_AT_START, **settings: str
+) -> dict[str, list[str]]:
+    """In a fresh process, with no settings in the environment but ``settings``: the
+    modules of ``prefixes`` loaded after importing app.main, after building the app and
+    after its start."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.pop("SESSION_SECRET", None)
-    prefixes = ",".join(UNUSED_AT_START)
     result = subprocess.run(
-        [sys.executable, "-c", _MODULES_LOADED, database_url, prefixes],
+        [
+            sys.executable,
+            "-c",
+            _MODULES_LOADED,
+            database_url,
+            ",".join(prefixes),
+            json.dumps(settings),
+        ],
         cwd=BACKEND,
         env={**env, "OPENAI_AGENTS_DISABLE_TRACING": "1"},
         capture_output=True,
@@ -222,6 +238,16 @@ def test_start_loads_migrations_only_when_the_database_is_behind(tmp_path: Path)
     assert "alembic" in first["start"]
     again = modules_loaded(database_url)  # at head: a restart, a --reload, a replica
     assert again == {"import": [], "build": [], "start": []}
+
+
+def test_s3_storage_loads_boto3_only_on_first_use() -> None:
+    seen = modules_loaded(
+        "memory://",
+        ("boto3", "botocore"),
+        attachment_storage="s3://bucket/prefix",
+        s3_endpoint_url="http://127.0.0.1:9",
+    )
+    assert seen == {"import": [], "build": [], "start": []}
 
 
 def test_head_revision_is_the_newest_migration() -> None:
