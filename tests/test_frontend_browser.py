@@ -4,7 +4,8 @@ OpenAI's CDN is unreachable from test machines, so the ChatKit script URL is ans
 with tests/browser_support/chatkit_standin.js: a clearly labelled TEST STAND-IN for the
 <openai-chatkit> element that takes options from @openai/chatkit-react the way the real
 element does and speaks the ChatKit protocol to options.api.url. Everything else the
-page asks for must be served by the frontend itself.
+page asks for must be served by the frontend itself. The fake LLM (the generated project's
+tests/fake_provider.py) runs in this process, so a test can read what the model was sent.
 
 Needs: chromium at /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright`
 Python package (never `playwright install`); the backend's dependencies in this Python.
@@ -13,6 +14,7 @@ Screenshots go to $TEST_ARTIFACTS_DIR (default: <tmp>/chatkit-template-artifacts
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,7 +30,12 @@ from typing import Any
 import pytest
 
 from tests.browser_support.frontend_build import FRONTENDS, FrontendBuild, get_build
-from tests.browser_support.servers import FAKE_DELAY_SECONDS, Stack, image_summary
+from tests.browser_support.servers import (
+    FAKE_CHUNK_SIZE,
+    FAKE_DELAY_SECONDS,
+    Stack,
+    image_summary,
+)
 
 CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 ALLOWLIST_URL = "https://platform.openai.com/settings/organization/security/domain-allowlist"
@@ -428,6 +435,16 @@ def fetch_in_page(page: Page, url: str) -> dict[str, Any]:
     )
 
 
+@contextlib.contextmanager
+def quick_replies(stack: Stack) -> Iterator[None]:
+    """Replies in a few deltas (streaming has its own test): keeps the later tests short."""
+    stack.fake.chunk_size = 64
+    try:
+        yield
+    finally:
+        stack.fake.chunk_size = FAKE_CHUNK_SIZE
+
+
 def assert_model_saw(stack: Stack, page: Page, reply: str, image: bytes) -> None:
     """The model got the image's bytes (the fake provider's record) and the reply, which names
     each image the fake was sent, reached the page."""
@@ -482,7 +499,8 @@ def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_
         "the preview image to load through the proxy",
     )
 
-    turn = page.send("what is in this picture?")
+    with quick_replies(stack):
+        turn = page.send("what is in this picture?")
     assert turn["error"] is None, page.diagnostics()
     assert turn["attachments"] == [attachment["id"]]
     assert_model_saw(stack, page, turn["assistantText"], png)
@@ -516,6 +534,7 @@ def test_without_the_policy_the_chat_works_without_attachments(stack: Stack, new
     held[0].abort("connectionrefused")
     page.wait_for_console("Attachments are off")
     assert page.page.locator("[data-testid=chat-problem]").count() == 0
-    turn = page.send("hello without files")
+    with quick_replies(stack):
+        turn = page.send("hello without files")
     assert turn["error"] is None and turn["attachments"] == [], page.diagnostics()
     assert "attachments" not in page.record()["options"]["composer"]

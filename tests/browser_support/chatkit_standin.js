@@ -467,7 +467,7 @@
       const attachments = this._attachmentOptions();
       const accept = Object.entries(attachments?.accept || {}).flatMap(([mime, ext]) => [mime, ...ext]);
       const attachPicker = attachments
-        ? `<label title="Attach files">📎<input type="file" multiple data-standin="file" accept="${escape(accept.join(","))}" hidden /></label>`
+        ? `<label class="attach" data-standin="attach">Attach<input type="file" multiple data-standin="file" accept="${escape(accept.join(","))}" hidden /></label>`
         : "";
       root.innerHTML = `
         <style>
@@ -491,7 +491,8 @@
           input { flex: 1; padding: 6px 8px; }
           .meta { font-size: 11px; opacity: .7; padding: 0 12px 6px; }
           .pending { display: flex; gap: 6px; padding: 0 8px; }
-          .pending img, .msg img { max-width: 96px; max-height: 96px; display: block; border-radius: 6px; }
+          .pending img, .msg img { width: 48px; display: block; margin-bottom: 4px; image-rendering: pixelated; }
+          .attach { align-self: center; cursor: pointer; font-size: 12px; }
         </style>
         <div class="wrap">
           <div class="label"><span data-standin="label">TEST STAND-IN — not OpenAI ChatKit</span></div>
