@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from reliability.checks import CHECKS
+from reliability.checks import CHECKS, ROLES_USED
 from reliability.harness import (
     DEFAULT_POSTGRES_URL,
     TEMPLATE,
@@ -28,8 +28,6 @@ from reliability.harness import (
 )
 from reliability.report import write_report
 from reliability.suite import FULL, QUICK, Row, Suite
-
-NO_BACKEND = {"template-input"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             template=args.template.resolve(),
         )
         suite.log(f"work directory {workdir}, seed {suite.seed}")
-        if set(selected) - NO_BACKEND:
-            suite.launch_roles()
+        needed = set().union(*(ROLES_USED[name] for name in selected))
+        if needed:
+            suite.launch_roles(needed)
         for name in selected:
             suite.log(f"check {name}")
             try:

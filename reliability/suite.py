@@ -49,6 +49,9 @@ class Sizes:
     disconnects: int  # one at a time, then as many at once
     crash_rounds: int
     stateless_turns: int
+    upload_fuzz_requests: int  # per project
+    concurrent_uploads: int
+    upload_crash_rounds: int  # alternately a first upload and a replacing one
 
 
 FULL = Sizes(
@@ -58,6 +61,9 @@ FULL = Sizes(
     disconnects=20,
     crash_rounds=4,
     stateless_turns=10,
+    upload_fuzz_requests=1200,
+    concurrent_uploads=50,
+    upload_crash_rounds=4,
 )
 QUICK = Sizes(
     fuzz_requests=150,
@@ -66,8 +72,13 @@ QUICK = Sizes(
     disconnects=3,
     crash_rounds=1,
     stateless_turns=4,
+    upload_fuzz_requests=200,
+    concurrent_uploads=50,
+    upload_crash_rounds=2,
 )
 
+
+UPLOAD_MAX_BYTES = 1024 * 1024
 
 # The backend processes each project gets, started together at the beginning (startup
 # is seconds of imports, so fewer and overlapping starts keep the run short), with their
@@ -83,8 +94,14 @@ ROLES: dict[str, dict[str, str]] = {
     "faults": {"LLM_TIMEOUT_SECONDS": "1", "LLM_MAX_RETRIES": "2"},
     # Killed with SIGKILL and restarted, on a database of its own.
     "crash": {},
+    # The attachment rows (10-13), on a database of their own, with a 1 MiB limit so
+    # that bodies past it stay small; killed mid-upload last.
+    "uploads": {"ATTACHMENT_MAX_BYTES": str(UPLOAD_MAX_BYTES)},
 }
 SHARES_MAIN_DATABASE = {"main", "peer"}
+# The processes start together and import for seconds each; on a busy machine (CI, two
+# cores) the last of them may need far longer than one alone.
+START_TIMEOUT = 180.0
 
 
 @dataclass
@@ -140,11 +157,14 @@ class Suite:
         self.backends.append(backend)
         return backend
 
-    def launch_roles(self) -> None:
-        """Start every role's process for every project, without waiting for them."""
+    def launch_roles(self, needed: set[str]) -> None:
+        """Start the processes of these roles for every project, without waiting for them
+        (a run of some checks starts only what they use: fewer starts competing)."""
         for project in self.projects:
             main_database = self.database(project)
             for role, env in ROLES.items():
+                if role not in needed:
+                    continue
                 database = main_database if role in SHARES_MAIN_DATABASE else self.database(project)
                 backend = self.backend(project, database, role, **env)
                 backend.launch()
@@ -157,8 +177,8 @@ class Suite:
         """
         backend = self.roles[(project.store, role)]
         if backend.process is None:
-            return backend.start()
-        return backend.wait_ready()
+            return backend.start(START_TIMEOUT)
+        return backend.wait_ready(START_TIMEOUT)
 
     def browser(self, backend: Backend) -> Browser:
         return Browser(backend.url, self.recorder)

@@ -154,9 +154,48 @@ def test_invalid_template_answers_are_refused(quick_run: tuple[Rows, str]) -> No
     assert metrics["control created"] == 1
 
 
+@pytest.mark.parametrize("project", PROJECTS)
+def test_malformed_uploads_never_get_a_5xx(quick_run: tuple[Rows, str], project: str) -> None:
+    metrics = row(quick_run, "10", project)
+    # The quick run's share; the full run sends 1,200 cases a project (the report says so).
+    assert metrics["cases"] >= 200
+    assert metrics["5xx"] == metrics["problems"] == metrics["unhandled exceptions"] == 0
+    assert metrics["worker alive"] == 1 and metrics["health"] == 200
+    assert metrics["failed uploads"] > 0 and metrics["failed uploads readable"] == 0
+    assert metrics["changed"] == metrics["new files"] == 0
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_attachments_are_isolated(quick_run: tuple[Rows, str], project: str) -> None:
+    metrics = row(quick_run, "11", project)
+    assert metrics["attempts"] == 21
+    assert metrics["reads"] == metrics["changes"] == metrics["not 404"] == 0
+    assert metrics["intact"] == 3
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_kill_9_mid_upload_leaves_nothing_attachable(
+    quick_run: tuple[Rows, str], project: str
+) -> None:
+    metrics = row(quick_run, "12", project)
+    assert metrics["first uploads"] >= 1 and metrics["replaced"] >= 1
+    assert metrics["readable"] == metrics["attached"] == 0
+    assert metrics["old file intact"] == metrics["replaced"]
+    assert metrics["retry ok"] == metrics["integrity ok"] == metrics["kills"]
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_concurrent_uploads_lose_nothing(quick_run: tuple[Rows, str], project: str) -> None:
+    metrics = row(quick_run, "13", project)
+    assert metrics["uploads"] == 50
+    assert metrics["failed uploads"] == 0 and metrics["identical"] == 50
+    assert metrics["database is locked"] == 0
+
+
 def test_the_report_has_every_check(quick_run: tuple[Rows, str]) -> None:
     rows, report = quick_run
-    assert len(rows) == 18
+    assert len(rows) == 26
     assert "mode: quick (CI)" in report
-    for number in ("1.", "2.", "2b.", "3.", "4.", "5.", "6.", "7.", "8.", "9."):
+    numbers = ("1.", "2.", "2b.", "3.", "4.", "5.", "6.", "7.", "8.", "9.")
+    for number in (*numbers, "10.", "11.", "12.", "13."):
         assert f"| {number} " in report

@@ -15,10 +15,10 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
@@ -30,6 +30,7 @@ CHECK = "1. Malformed input (fuzzed POST /chatkit)"
 WORKERS = 3
 OWN_THREADS = 6
 MARKER = "__reliability_marker__"
+T = TypeVar("T")
 
 OPS = (
     "threads.get_by_id",
@@ -497,23 +498,33 @@ def cases(draw: st.DrawFn, targets: Targets, category: str) -> Case:
     return Case(category=category, body=body, content_type=content_type)
 
 
-def _collector(found: list[Case]) -> Callable[[Case], None]:
-    def collect(case: Case) -> None:
+def generate(targets: Targets, count: int, seed_value: int) -> list[Case]:
+    """`count` cases from hypothesis, an equal share per category, shuffled."""
+    return collect(lambda category: cases(targets, category), CATEGORIES, count, seed_value)
+
+
+def _keeper(found: list[T]) -> Callable[[T], None]:
+    def keep(case: T) -> None:
         found.append(case)
 
-    return collect
+    return keep
 
 
-def generate(targets: Targets, count: int, seed_value: int) -> list[Case]:
-    """`count` cases from hypothesis, an equal share per category, shuffled.
+def collect(
+    strategy_for: Callable[[str], st.SearchStrategy[T]],
+    categories: Sequence[str],
+    count: int,
+    seed_value: int,
+) -> list[T]:
+    """`count` examples from hypothesis, an equal share per category, shuffled.
 
     Generation only: nothing fails and nothing shrinks; the server's answers are
     counted afterwards. (Hypothesis may repeat a small case; each one is still sent.)
     """
-    collected: list[Case] = []
-    for index, category in enumerate(CATEGORIES):
-        share = count * (index + 1) // len(CATEGORIES) - count * index // len(CATEGORIES)
-        found: list[Case] = []
+    collected: list[T] = []
+    for index, category in enumerate(categories):
+        share = count * (index + 1) // len(categories) - count * index // len(categories)
+        found: list[T] = []
         for attempt in range(5):
             if len(found) >= share:
                 break
@@ -525,7 +536,7 @@ def generate(targets: Targets, count: int, seed_value: int) -> list[Case]:
                 suppress_health_check=list(HealthCheck),
             )(
                 seed(seed_value + 1000 * index + attempt)(
-                    given(case=cases(targets, category))(_collector(found))
+                    given(case=strategy_for(category))(_keeper(found))
                 )
             )
             run_hypothesis()
