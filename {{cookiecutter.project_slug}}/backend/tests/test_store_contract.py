@@ -974,6 +974,28 @@ async def test_restart_keeps_data(sql_store_backend: StoreBackend) -> None:
     assert [v[0] for v in versions] == [HEAD_REVISION]
 
 
+async def test_reads_go_chunk_by_chunk(sql_store_backend: StoreBackend) -> None:
+    """A download holds one chunk and no connection between chunks; a file replaced or
+    deleted meanwhile fails the read instead of ending it short."""
+    store = await sql_store_backend.open()
+    assert isinstance(store, SQLStore)
+    data = os.urandom(3 * CHUNK_BYTES)
+    await uploaded(store, data, "atc_deleted")
+    await uploaded(store, data, "atc_replaced", "up_old")
+    readers = {}
+    for id_ in ("atc_deleted", "atc_replaced"):
+        readers[id_] = store.read_chunks(id_, ALICE)
+        assert await anext(readers[id_]) == data[:CHUNK_BYTES]
+    assert store.connections_in_use() == 0
+    await store.delete_attachment("atc_deleted", ALICE)
+    await uploaded(store, b"new", "atc_replaced", "up_new", save=False)
+    for reader in readers.values():
+        with pytest.raises(NotFoundError, match="changed while read"):
+            async for _ in reader:
+                pass
+    assert await read_all(store, "atc_replaced") == b"new"
+
+
 KILLED_MID_UPLOAD = """
 import asyncio, os, signal, sys
 from chatkit.types import FileAttachment

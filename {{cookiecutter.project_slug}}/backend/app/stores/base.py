@@ -203,5 +203,6 @@ class AppStore(FullUuidIds, Store[RequestContext], ABC):
         message names (thread_id NULL) with their chunks, and the chunks of unfinished
         uploads written before then. Returns the deleted attachment ids.
 
-        Idempotent, and safe with several replicas sweeping at once.
+        Idempotent, and safe with several replicas sweeping at once. A naive
+        ``older_than`` is taken as UTC.
         """

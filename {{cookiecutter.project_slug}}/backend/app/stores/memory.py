@@ -24,6 +24,7 @@ from app.stores.base import (
     AttachmentBoundError,
     Order,
     UploadInfo,
+    as_utc,
     attachment_json,
     check_chunk,
     check_limit,
@@ -301,6 +302,7 @@ class MemoryStore(AppStore):
             seq += 1
 
     async def sweep_orphan_attachments(self, older_than: datetime) -> list[str]:
+        older_than = as_utc(older_than)
         gone = [
             id_
             for id_, row in self._attachments.items()
