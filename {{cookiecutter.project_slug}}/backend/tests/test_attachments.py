@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -45,21 +46,37 @@ class Pool:
     def __init__(self, fake: FakeProvider, tmp: Path, stack: ExitStack) -> None:
         self.fake, self.tmp, self.stack = fake, tmp, stack
         self.urls: dict[tuple[Any, ...], str] = {}
+        self.buckets: dict[str, str] = {}  # url -> the S3 storage (s3://bucket/prefix)
 
     def url(self, provider: str = "openai", storage: str = "memory", **overrides: Any) -> str:
         key = (provider, storage, *sorted(overrides.items()))
         if key not in self.urls:
             kind = "sqlite" if storage == "s3" else storage
-            folder = self.tmp / f"db{len(self.urls)}"
-            folder.mkdir()
+            folder = Path(tempfile.mkdtemp(dir=self.tmp))
             settings: dict[str, Any] = {
                 "database_url": self.stack.enter_context(database_url_for(kind, folder))
             }
             if storage == "s3":
                 settings |= self.stack.enter_context(s3_settings())
             app = create_app(fake_settings(self.fake, provider, **(settings | overrides)))
-            self.urls[key] = self.stack.enter_context(LiveServer(app)).url
+            self.urls[key] = url = self.stack.enter_context(LiveServer(app)).url
+            if storage == "s3":
+                self.buckets[url] = settings["attachment_storage"]
         return self.urls[key]
+
+    def stored_object(self, url: str, attachment_id: str) -> bool | None:
+        """Whether the S3 object of an attachment exists; None for database storage."""
+        if url not in self.buckets:
+            return None
+        from tests.s3_server import shared_s3_server
+
+        bucket, prefix = parse_s3_storage(self.buckets[url])
+        listed = (
+            shared_s3_server()
+            .client()
+            .list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{attachment_id}")
+        )
+        return bool(listed.get("KeyCount"))
 
 
 def s3_settings() -> Any:
@@ -191,13 +208,16 @@ def test_attachments_belong_to_their_user_and_first_thread(pool: Pool, storage: 
             assert again.status_code == 409, again.text
 
         # Deleting the thread deletes its attachments.
+        assert pool.stored_object(url, image["id"]) in (True, None)
         alice.request("threads.delete", thread_id=first.thread_id)
         assert alice.http.get(preview).status_code == 404
+        assert pool.stored_object(url, image["id"]) in (False, None)
 
         # attachments.delete removes the file.
         other = alice.attach("b.png", "image/png", PNG)
         alice.request("attachments.delete", attachment_id=other["id"])
         assert alice.http.get(other["preview_url"]).status_code == 404
+        assert pool.stored_object(url, other["id"]) in (False, None)
 
 
 def user_input_with(text: str, attachments: list[str]) -> dict[str, Any]:
