@@ -71,8 +71,14 @@ from app.stores import (
 )
 from app.stores.base import CHUNK_BYTES, AttachmentBoundError
 from app.stores.migrate import HEAD_REVISION, MIGRATION_LOCK_KEY
-from app.stores.schema import attachment_chunks, items, metadata, threads
-from app.stores.sql import items_page_query, threads_page_query
+from app.stores.schema import attachment_chunks, attachments, items, metadata, threads
+from app.stores.sql import (
+    chunk_query,
+    items_page_query,
+    orphans_delete,
+    threads_page_query,
+    unfinished_chunks_delete,
+)
 from tests.store_fixtures import (
     SQL_STORE_KINDS,
     STORE_KINDS,
@@ -1258,6 +1264,67 @@ async def test_page_queries_use_the_composite_indexes(sql_store_backend: StoreBa
                 if re.search(r"seq [<>] \d", sql):
                     bound = r"Index Cond: .*seq [<>]" if postgres else r"seq[<>]\?\)"
                     assert re.search(bound, plan), plan
+
+
+async def test_attachment_queries_use_their_indexes(sql_store_backend: StoreBackend) -> None:
+    """A chunk read is a key lookup, and the sweep reads only what its cutoff selects:
+    neither scans every attachment or chunk, so their cost does not grow with the files
+    kept."""
+    store = await sql_store_backend.open()
+    assert isinstance(store, SQLStore)
+    old = datetime.now(UTC) - timedelta(days=30)
+    attachment_rows = [
+        {
+            "id": f"atc_{n}",
+            "user_id": f"user_{n % 100}",
+            "data": "{}",
+            "thread_id": f"thr_{n}",
+            "created_at": old + timedelta(minutes=n),
+            "upload_id": f"up_{n}",
+            "size": 1,
+            "content_type": "image/png",
+        }
+        for n in range(2000)
+    ]
+    chunk_rows = [
+        {
+            "upload_id": f"up_{n}",
+            "seq": seq,
+            "attachment_id": f"atc_{n}",
+            "created_at": old + timedelta(minutes=n),
+            "data": b"x",
+        }
+        for n in range(2000)
+        for seq in range(3)
+    ]
+    async with store.engine.begin() as conn:
+        await conn.execute(attachments.insert(), attachment_rows)
+        await conn.execute(attachment_chunks.insert(), chunk_rows)
+
+    cutoff = old + timedelta(minutes=5)
+    # statement -> what its plan shows on (SQLite, PostgreSQL)
+    queries = [
+        (
+            chunk_query("atc_7", "up_7", 1),
+            (r"\(upload_id=\? AND seq=\?\)", "pk_chatkit_attachment_chunks"),
+        ),
+        (orphans_delete(cutoff), ("ix_chatkit_attachments_thread_id_created_at",) * 2),
+        (unfinished_chunks_delete(cutoff), ("ix_chatkit_attachment_chunks_created_at",) * 2),
+    ]
+    engine = store.engine
+    postgres = engine.dialect.name == "postgresql"
+    async with engine.connect() as conn:
+        if postgres:
+            await conn.execute(text("ANALYZE"))
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        for stmt, expected in queries:
+            sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+            explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+            rows = (await conn.exec_driver_sql(explain + sql)).all()
+            plan = "\n".join(str(row[-1]) for row in rows)
+            assert re.search(expected[postgres], plan), plan
+            # No full scan; the NOT EXISTS probe of attachments goes by primary key.
+            assert "Seq Scan" not in plan and not re.search(r"\bSCAN chatkit_", plan), plan
 
 
 def test_alembic_cli_upgrade(tmp_path: Path) -> None:

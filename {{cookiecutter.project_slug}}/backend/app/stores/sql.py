@@ -202,6 +202,28 @@ def threads_page_query(
     return keyset_page(threads, [threads.c.user_id == user_id], after_seq, limit, order)
 
 
+def chunk_query(attachment_id: str, upload_id: str, seq: int) -> Select[tuple[bytes]]:
+    """One chunk of a download: a primary-key lookup."""
+    c = attachment_chunks.c
+    return select(c.data).where(
+        c.upload_id == upload_id, c.seq == seq, c.attachment_id == attachment_id
+    )
+
+
+def orphans_delete(cutoff: datetime) -> Any:
+    """Attachments no message names, created before ``cutoff``: every user's."""
+    a = attachments.c
+    return delete(attachments).where(a.thread_id.is_(None), a.created_at < cutoff).returning(a.id)
+
+
+def unfinished_chunks_delete(cutoff: datetime) -> Any:
+    """Chunks written before ``cutoff`` of uploads that never finished or were replaced:
+    no attachment names their upload id."""
+    a, c = attachments.c, attachment_chunks.c
+    finished = select(a.id).where(a.id == c.attachment_id, a.upload_id == c.upload_id)
+    return delete(attachment_chunks).where(c.created_at < cutoff, ~finished.exists())
+
+
 class SQLStore(AppStore):
     """``SQLStore(database_url, **engine_options)``; ``await start()`` before use.
 
@@ -753,13 +775,8 @@ class SQLStore(AppStore):
 
     @_store_call
     async def _chunk(self, attachment_id: str, upload_id: str, seq: int) -> bytes | None:
-        c = attachment_chunks.c
         async with self._read() as conn:
-            data = await conn.scalar(
-                select(c.data).where(
-                    c.upload_id == upload_id, c.seq == seq, c.attachment_id == attachment_id
-                )
-            )
+            data = await conn.scalar(chunk_query(attachment_id, upload_id, seq))
         return None if data is None else bytes(data)
 
     @_store_call
@@ -768,24 +785,15 @@ class SQLStore(AppStore):
         # delete (and report) a row at most once, and a row a message binds meanwhile
         # no longer matches (PostgreSQL re-checks the WHERE on the row it waited for).
         cutoff = as_utc(older_than)
-        a, c = attachments.c, attachment_chunks.c
+        c = attachment_chunks.c
         async with self._write() as conn:
-            swept = await conn.execute(
-                delete(attachments)
-                .where(a.thread_id.is_(None), a.created_at < cutoff)
-                .returning(a.id)
-            )
-            ids = [row.id for row in swept]
+            ids = [row.id for row in await conn.execute(orphans_delete(cutoff))]
             # Their chunks (the FK cascade takes them too): rows gone cannot come back.
             for start in range(0, len(ids), 500):
                 batch = ids[start : start + 500]
                 await conn.execute(delete(attachment_chunks).where(c.attachment_id.in_(batch)))
-            # Chunks of uploads that never finished or were replaced: no attachment names
-            # their upload id. (An upload still running after a whole orphan period
-            # loses its first chunks; read_chunks then fails on the size.)
-            finished = select(a.id).where(a.id == c.attachment_id, a.upload_id == c.upload_id)
-            await conn.execute(
-                delete(attachment_chunks).where(c.created_at < cutoff, ~finished.exists())
-            )
+            # (An upload still running after a whole orphan period loses its first
+            # chunks; read_chunks then fails on the size.)
+            await conn.execute(unfinished_chunks_delete(cutoff))
         await self._attachments_deleted(ids)
         return ids
