@@ -7,6 +7,7 @@ temporary file before the route sees a byte.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,10 @@ from app.attachments.policy import AttachmentError
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
+
+# The parser logs a warning for every malformed body before raising; the 400 answer
+# says it, and a client sending garbage must not flood the log.
+logging.getLogger("python_multipart.multipart").setLevel(logging.ERROR)
 
 FILE_FIELD = b"file"
 # A multipart body's bytes besides the file: boundaries, part headers, other fields.
