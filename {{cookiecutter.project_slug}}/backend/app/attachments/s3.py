@@ -81,8 +81,10 @@ class S3Objects:
         )
 
     async def _call(self, method: str, **params: Any) -> Any:
-        client = await asyncio.to_thread(self._client)
-        return await asyncio.to_thread(getattr(client, method), Bucket=self.bucket, **params)
+        def call() -> Any:
+            return getattr(self._client(), method)(Bucket=self.bucket, **params)
+
+        return await asyncio.to_thread(call)  # one thread hop: the client is made there too
 
     async def presign_put(self, key: str, content_type: str, size: int) -> str:
         """A URL for one PUT of exactly ``size`` bytes of ``content_type``.
