@@ -350,6 +350,22 @@ def test_the_type_comes_from_the_bytes(
     assert refused.status_code == 415 and error_of(refused)["code"] == code
 
 
+def test_s3_uploads_are_checked_when_a_message_names_them(pool: Pool) -> None:
+    url = pool.url("openai", "s3")
+    with ChatKitClient(url) as client:
+        disguised = client.attach("x.png", "image/png", HTML)  # the bucket takes anything
+        assert pool.stored_object(url, disguised["id"]) is True
+        refused = client.post(
+            {
+                "type": "threads.create",
+                "params": {"input": user_input_with("hi", [disguised["id"]])},
+            }
+        )
+        assert refused.status_code == 415 and error_of(refused)["code"] == "unrecognized_content"
+        assert pool.stored_object(url, disguised["id"]) is False
+        assert client.list_threads()["data"] == []
+
+
 def test_an_image_is_served_as_what_its_bytes_are(browser: ChatKitClient) -> None:
     image = browser.attach("photo.png", "image/png", JPEG)
     preview = browser.http.get(image["preview_url"])
