@@ -54,7 +54,9 @@ class Pool:
             kind = "sqlite" if storage == "s3" else storage
             folder = Path(tempfile.mkdtemp(dir=self.tmp))
             settings: dict[str, Any] = {
-                "database_url": self.stack.enter_context(database_url_for(kind, folder))
+                # On whatever the project's default (the template's answer) is.
+                "attachments_enabled": True,
+                "database_url": self.stack.enter_context(database_url_for(kind, folder)),
             }
             if storage == "s3":
                 settings |= self.stack.enter_context(s3_settings())
