@@ -94,12 +94,12 @@ async def download_attachment(
         download = await service.download(attachment_id, context)
     except Exception as error:
         return _refusal(error)
-    image = kind_of(download.content_type) == "image"
-    media_type = download.content_type if image else "application/octet-stream"
-    if kind_of(download.content_type) == "text":
-        media_type = "text/plain; charset=utf-8"
-    elif kind_of(download.content_type) == "pdf":
-        media_type = "application/pdf"
+    kind = kind_of(download.content_type)
+    image = kind == "image"
+    # Images and PDFs as what their bytes are; every text type as plain text.
+    media_type = {"text": "text/plain; charset=utf-8", None: "application/octet-stream"}.get(
+        kind, download.content_type
+    )
     headers = {
         **DOWNLOAD_HEADERS,
         "Content-Disposition": content_disposition(download.attachment.name, image),

@@ -185,7 +185,8 @@ class AttachmentService(AttachmentStore[RequestContext]):
                     self.policy.check_size(size)
                 buffer += piece
                 if not content_type and len(buffer) >= SNIFF_BYTES:
-                    content_type = self._checked_type(attachment, bytes(buffer), complete=False)
+                    head = bytes(buffer[:SNIFF_BYTES])
+                    content_type = self._checked_type(attachment, head, complete=False)
                 while content_type and len(buffer) >= CHUNK_BYTES:
                     wrote = True
                     await self.store.write_chunk(
