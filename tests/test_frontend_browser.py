@@ -107,7 +107,6 @@ class Page:
         origin: str | None = None,
         served_by: str | None = None,
         hold: str | None = None,
-        held: list[Any] | None = None,
     ):
         self.stack = stack
         self.context = context
@@ -116,9 +115,10 @@ class Page:
         # The page's own origin; `served_by` answers for it (for a public hostname, say).
         self.origin = origin or stack.frontend_url
         self.served_by = served_by
-        # Requests for the path `hold` are kept unanswered in `held` (the test answers them).
+        # Requests for the path `hold` are kept unanswered in `held` until `fail_held()`.
         self.hold = hold
-        self.held = held if held is not None else []
+        self.held: list[Any] = []
+        self.held_failed = False
         context.route("**/*", self._route)
         self.script = script
         self.page = context.new_page()
@@ -136,7 +136,10 @@ class Page:
             else:
                 route.fulfill(status=200, content_type="text/javascript", body=STAND_IN.read_text())
         elif self.hold and url.split("?")[0] == self.origin + self.hold:
-            self.held.append(route)
+            if self.held_failed:
+                route.abort("connectionrefused")
+            else:
+                self.held.append(route)
         elif self.served_by and url.startswith(self.origin + "/"):
             # Same-origin from the server's point of view (dev servers refuse other origins).
             headers = {
@@ -193,6 +196,12 @@ class Page:
             raise AssertionError(
                 f"timed out waiting for {what}: {error}\n{self.diagnostics()}"
             ) from None
+
+    def fail_held(self) -> None:
+        """The held requests (a dev build's StrictMode sends two), and later ones, fail."""
+        self.held_failed = True
+        for route in self.held:
+            route.abort("connectionrefused")
 
     def wait_for_console(self, text: str, timeout: float = TIMEOUT_MS / 1000) -> str:
         deadline = time.monotonic() + timeout
@@ -524,14 +533,13 @@ def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_
 
 def test_without_the_policy_the_chat_works_without_attachments(stack: Stack, new_page: Any) -> None:
     """The widget does not wait for the policy; when it fails, attachments stay off."""
-    held: list[Any] = []
-    page = new_page(hold=POLICY_PATH, held=held).open()
+    page = new_page(hold=POLICY_PATH).open()
     record = page.record()
-    assert held, "the page never asked for the attachment policy"
+    assert page.held, "the page never asked for the attachment policy"
     assert "attachments" not in record["options"]["composer"]
     assert "uploadStrategy" not in record["options"]["api"]
     assert page.page.locator("[data-standin=file]").count() == 0
-    held[0].abort("connectionrefused")
+    page.fail_held()
     page.wait_for_console("Attachments are off")
     assert page.page.locator("[data-testid=chat-problem]").count() == 0
     with quick_replies(stack):
