@@ -49,7 +49,12 @@ function warnWithoutDomainKey(domainKey: string | undefined): Plugin {
   };
 }
 
-/** /chatkit goes to the backend: events stream through, cookies go both ways. */
+/**
+ * /chatkit and everything under it go to the backend: events stream through, cookies go both
+ * ways, attachment uploads stream on as they are sent and previews keep the backend's headers.
+ * `xfwd` adds X-Forwarded-Host/-Proto, from which the backend builds upload and preview URLs
+ * on this server's origin.
+ */
 function chatkitProxy(backendUrl: string): Record<string, ProxyOptions> {
   return {
     "/chatkit": {
