@@ -40,9 +40,9 @@ def url(backend: BackendFactory) -> Iterator[str]:
         (b'{"type": "items.list", "params": {"thread_id": "thr_missing"}}', 404, "not_found"),
         (
             b'{"type": "attachments.create", "params": '
-            b'{"name": "a.txt", "size": 1, "mime_type": "text/plain"}}',
-            400,
-            "unsupported",
+            b'{"name": "a.html", "size": 1, "mime_type": "text/html"}}',
+            415,
+            "unsupported_type",
         ),
     ],
 )
