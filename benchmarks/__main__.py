@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    attachments_bench,
     generate_bench,
     memory_bench,
     profile_bench,
@@ -39,7 +40,7 @@ from benchmarks.common import (
 )
 from benchmarks.undo import CHANGES, PROBES
 
-SECTIONS = ("render", "generate", "stream", "stores", "memory", "startup")
+SECTIONS = ("render", "generate", "stream", "stores", "memory", "startup", "attachments")
 DEFAULT_OUTPUT = TEMPLATE / "docs" / "BENCHMARKS.md"
 
 
@@ -223,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = memory_section(backend, scratch, args.quick)
             elif name == "startup":
                 results[name] = startup_bench.run(backend, scratch, args.quick)
+            elif name == "attachments":
+                results[name] = attachments_bench.run(backend, scratch, args.quick)
             results.setdefault("section_seconds", {})[name] = time.perf_counter() - section_started
             say(f"== {name}: {results['section_seconds'][name]:.0f} s")
         results["seconds"] = time.perf_counter() - started

@@ -181,6 +181,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         sections.append(memory_section(results["memory"], goals))
     if "startup" in results:
         sections.append(startup_section(results["startup"], goals))
+    if "attachments" in results:
+        sections.append(attachments_section(results["attachments"], goals))
     parts.append("## Goals\n\n" + table(["Goal", "Figure", "Verdict"], goals))
     parts += sections
     return "\n\n".join(parts) + "\n"
@@ -850,4 +852,82 @@ def startup_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         "extension and the PostgreSQL dialect load only when used "
         "(`tests/test_startup.py` checks the modules loaded).\n\n"
         + table(["Run", "CPU time", "wall time", f"CPU {X} floor"], rows)
+    )
+
+
+def attachments_section(data: dict[str, Any], goals: list[list[str]]) -> str:
+    large, turns = data["large"], data["turns"]
+    size = f"{large['size_mb']:.0f} MiB"
+    growth = large["max_growth_mb"]
+    goals.append(
+        [
+            f"Attachments: backend RSS growth under {data['goal_growth_mb']:.0f} MiB while a "
+            f"{size} file is uploaded and downloaded",
+            f"{growth:+.1f} MiB at most (upload raw / multipart, download)",
+            verdict(growth < data["goal_growth_mb"]),
+        ]
+    )
+    goals.append(
+        [
+            f"Attachments: upload throughput at least {data['goal_floor_ratio']:.1f}{X} the "
+            "bare ASGI floor on the same store",
+            f"{times(large['floor_ratio'])} ({large['mb_per_s']['raw']:.1f} vs "
+            f"{large['mb_per_s']['floor']:.1f} MiB/s)",
+            verdict(large["floor_ratio"] >= data["goal_floor_ratio"]),
+        ]
+    )
+    labels = {
+        "raw": "generated backend, raw POST",
+        "multipart": "generated backend, multipart POST (as chatkit-js sends it)",
+        "floor": "upload floor (bare ASGI, same store calls), raw POST",
+        "download": "generated backend, download (GET, streamed)",
+    }
+    rows = [
+        [
+            label,
+            sec(large["seconds"][key]),
+            f"{large['mb_per_s'][key]:.1f} MiB/s",
+            times(large["mb_per_s"][key] / large["mb_per_s"]["floor"])
+            if key != "download"
+            else "-",
+            f"{max(large['growth_mb'][key]):+.1f} MiB" if key in large["growth_mb"] else "-",
+        ]
+        for key, label in labels.items()
+    ]
+    text = turns["text only"]
+    turn_rows = [
+        [
+            label,
+            str(turn["images_sent"]),
+            ms(turn["seconds"]),
+            f"{turn['request_bytes'] / 1000:,.0f} kB",
+            "1.00" + X if label == "text only" else times(turn["time_ratio"]),
+            "1.00" + X if label == "text only" else times(turn["bytes_ratio"]),
+        ]
+        for label, turn in turns.items()
+    ]
+    return (
+        "## 7. Attachments\n\n"
+        f"One {size} PNG through the generated backend (uvicorn, SQLite file, database "
+        f"storage in 256 KiB chunks), median of {large['repetitions']} run(s) each way, and "
+        "the same bytes to the upload floor: a bare ASGI app writing them to the same store "
+        "(the generated `SQLStore`, the same chunk table, a SQLite file beside it) with the "
+        "same store calls and nothing else (`benchmarks/servers/upload_floor.py`), the two "
+        "taking turns. RSS growth is the backend's peak resident set during the transfer "
+        "(psutil, sampled every 10 ms) over the figure just before it, the largest of the "
+        "runs; the first upload and download were done before (lazy imports, connections)."
+        "\n\n"
+        + table(["Transfer", "Time", "Throughput", f"{X} floor", "RSS growth"], rows)
+        + "\n\n"
+        f"Turn cost: a text turn in a thread whose history holds images of "
+        f"{data['image_bytes'] / 2**20:g} MiB each (sent 4 to a message before), against "
+        "one in a text-only thread; wall time of the whole streamed turn and the size of "
+        "the request the fake provider received (images go as base64 data URLs). Only "
+        "the newest `HISTORY_IMAGE_LIMIT` (4) images are resent; older ones become a "
+        "one-line placeholder.\n\n"
+        + table(
+            ["History", "Images sent", "Turn", "Request", f"Time {X} text", f"Bytes {X} text"],
+            turn_rows,
+        )
+        + f"\n\nText-only request: {text['request_bytes'] / 1000:,.1f} kB."
     )
