@@ -237,8 +237,11 @@ def test_attachments_off_render_refuses_attachments(tmp_path: Path) -> None:
     assert "ATTACHMENTS_ENABLED=true" in answer["body"]["error"]["message"]
 
 
-def test_a_string_answer_in_a_replay_file_renders_a_boolean(tmp_path: Path) -> None:
+def test_a_string_answer_in_a_replay_file_renders_a_boolean(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A replay file (or cruft's context) may hold the answer as a string."""
+    from cookiecutter.exceptions import FailedHookException
     from cookiecutter.main import cookiecutter
 
     project = render_project(tmp_path / "first", attachments=False, frontend="none")
@@ -251,3 +254,11 @@ def test_a_string_answer_in_a_replay_file_renders_a_boolean(tmp_path: Path) -> N
         root = Path(cookiecutter(str(TEMPLATE), replay=str(path), output_dir=str(out)))
         defaults = (root / "backend/app/defaults.py").read_text()
         assert f"ATTACHMENTS = {expected}\n" in defaults
+    # A word that is no boolean is refused before anything is written.
+    replay["cookiecutter"]["attachments"] = "maybe"
+    path = tmp_path / "replay-maybe.json"
+    path.write_text(json.dumps(replay))
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE), replay=str(path), output_dir=str(tmp_path / "refused"))
+    assert "attachments 'maybe' is not a boolean: use true or false" in capfd.readouterr().err
+    assert list((tmp_path / "refused").iterdir()) == []
