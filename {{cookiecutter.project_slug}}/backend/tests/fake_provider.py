@@ -199,14 +199,19 @@ ReplyFn: TypeAlias = Callable[[RecordedRequest], str]
 
 
 def default_reply(record: RecordedRequest) -> str:
-    """``Reply #n: you said "..." (I can see k earlier messages)``, or quote a tool output."""
+    """``Reply #n: you said "..." (I can see k earlier messages)``, plus the images and
+    files the request carried, or quote a tool output."""
     items = [(role, text) for role, text in record.messages_text() if role not in _SYSTEM]
     if items and items[-1][0] == "tool":
         return f'Reply #{record.number}: the tool returned "{items[-1][1]}"'
     users = [index for index, (role, _) in enumerate(items) if role == "user"]
     seen = users[-1] if users else len(items)
     said = items[seen][1] if users else ""
-    return f'Reply #{record.number}: you said "{said}" (I can see {seen} earlier messages)'
+    reply = f'Reply #{record.number}: you said "{said}" (I can see {seen} earlier messages)'
+    # What arrived beside the text, so a reply shows the model got the bytes.
+    received = [f"image {kind} of {len(data)} bytes" for kind, data in record.images()]
+    received += [f"file {name} of {len(data)} bytes" for name, _, data in record.files()]
+    return reply + (" and " + ", ".join(received) if received else "")
 
 
 def refused_base_url() -> str:

@@ -8,7 +8,9 @@ over HTTP as the ChatKit widget would. It checks that:
 * both turns stream a reply, with no error event;
 * the second request to the model carries the first exchange (history reached the model);
 * the two replies have distinct ids (not the SDK's shared `__fake_id__`);
-* the store kept all four items (`items.list`).
+* the store kept all four items (`items.list`);
+* with attachments on: an image uploaded as the widget does (`attachments.create`, then
+  the upload descriptor) reaches the model byte for byte, and its preview is served.
 
 The store is the configured one (DATABASE_URL from the environment, backend/.env or .env):
 memory:// stays in the app process; SQLite uses a temporary file, never your database;
@@ -44,6 +46,12 @@ DUMMY_KEY = "smoke-test-key"
 BOOT_TIMEOUT_SECONDS = 60
 FIRST = "Hello from the smoke test"
 SECOND = "What did I say first?"
+PICTURE = "What is in this picture?"
+# The smallest PNG: one transparent pixel.
+PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_ENVIRONMENT = 0, 1, 2
 
@@ -216,6 +224,30 @@ def converse(url: str, fake: FakeProvider) -> None:
         stored_replies = [item["id"] for item in items if item["type"] == "assistant_message"]
         check(stored_replies == ids, f"stored replies {stored_replies} differ from {ids}")
         say(f"the store kept all {len(items)} items (items.list)")
+
+        policy = browser.http.get("/chatkit/attachments/policy").json()
+        if policy.get("enabled") and "image/png" in policy.get("accept", {}):
+            send_picture(browser, fake)
+        else:
+            say("attachments are off or take no PNG: no picture sent")
+
+
+def send_picture(browser: ChatKitClient, fake: FakeProvider) -> None:
+    created = browser.create_attachment("pixel.png", "image/png", len(PIXEL_PNG))
+    check(created.status_code == 200, f"attachments.create: HTTP {created.status_code}")
+    attachment = created.json()
+    uploaded = browser.upload(attachment["upload_descriptor"], PIXEL_PNG, "pixel.png")
+    check(uploaded.status_code == 200, f"upload: HTTP {uploaded.status_code}: {uploaded.text}")
+    turn = browser.create_thread(PICTURE, [attachment["id"]])
+    assistant_reply(turn, "picture turn")
+    images = fake.requests[-1].images()
+    check(images == [("image/png", PIXEL_PNG)], f"the model got {len(images)} images, not the PNG")
+    preview = browser.http.get(attachment["preview_url"])
+    check(
+        preview.status_code == 200 and preview.content == PIXEL_PNG,
+        f"the preview answered HTTP {preview.status_code}",
+    )
+    say(f"picture turn: {turn.reply_text!r}; the preview is served")
 
 
 def run() -> int:
