@@ -75,6 +75,10 @@ def _build(settings: Settings) -> FastAPI:
             await store.start()
             stack.push_async_callback(store.close)
             stack.push_async_callback(client.close)
+            if attachments.objects is not None:
+                # A missing bucket or refused key stops the start, instead of surfacing
+                # as "not uploaded yet" at the first message with a file.
+                await attachments.objects.check_bucket()
             for server in mcp_servers:
                 try:
                     await server.connect()  # type: ignore[no-untyped-call]

@@ -15,13 +15,16 @@ there); ``environment()`` gives them to subprocesses.
 moto does not check the signatures of presigned URLs; S3 does. So the server here
 checks them itself (``PresignedSignatureCheck``, SigV4 query auth as S3 does it): a PUT
 whose Content-Length or Content-Type is not the signed one is refused with 403
-SignatureDoesNotMatch, as AWS, R2 and MinIO refuse it.
+SignatureDoesNotMatch, as AWS, R2 and MinIO refuse it. Nor does moto check access keys:
+a header-signed request by another key than the test one is refused with 403
+InvalidAccessKeyId here, so a test can start an app with a wrong key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -119,8 +122,18 @@ def presigned_signature_error(environ: dict[str, Any], now: datetime) -> str | N
     return None
 
 
+def access_key_error(environ: dict[str, Any]) -> str | None:
+    """InvalidAccessKeyId for a header-signed request by another key than the test one
+    (moto takes any key; S3 answers 403), so tests can start an app with a bad key."""
+    found = re.search(r"Credential=([^/,\s]+)/", str(environ.get("HTTP_AUTHORIZATION", "")))
+    if found is None or found.group(1) == ACCESS_KEY:
+        return None
+    return "InvalidAccessKeyId"
+
+
 class PresignedSignatureCheck:
-    """WSGI middleware: refuses presigned requests whose SigV4 signature does not hold."""
+    """WSGI middleware: refuses presigned requests whose SigV4 signature does not hold,
+    and header-signed ones by an unknown access key."""
 
     def __init__(self, app: WsgiApp) -> None:
         self.app = app
@@ -129,19 +142,21 @@ class PresignedSignatureCheck:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if "X-Amz-Signature=" in str(environ.get("QUERY_STRING", "")):
             error = presigned_signature_error(environ, datetime.now(UTC))
-            if error is not None:
-                self.refused.append(error)
-                code = error.split(":", 1)[0]
-                body = (
-                    f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
-                    f"<Message>{error}</Message></Error>"
-                ).encode()
-                start_response(
-                    "403 Forbidden",
-                    [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
-                )
-                return [body]
-        return self.app(environ, start_response)
+        else:
+            error = access_key_error(environ)
+        if error is None:
+            return self.app(environ, start_response)
+        self.refused.append(error)
+        code = error.split(":", 1)[0]
+        body = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+            f"<Message>{error}</Message></Error>"
+        ).encode()
+        start_response(
+            "403 Forbidden",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
 
 class _CheckingMotoServer(ThreadedMotoServer):

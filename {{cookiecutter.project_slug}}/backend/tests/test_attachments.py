@@ -7,6 +7,7 @@ tested on both; what differs by storage on every store and S3; the rest once.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import tempfile
@@ -366,6 +367,49 @@ def test_s3_uploads_are_checked_when_a_message_names_them(pool: Pool) -> None:
         assert refused.status_code == 415 and error_of(refused)["code"] == "unrecognized_content"
         assert pool.stored_object(url, disguised["id"]) is False
         assert client.list_threads()["data"] == []
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("no_bucket", "The bucket 'no-such-bucket-here' does not exist at S3_ENDPOINT_URL=http"),
+        ("bad_key", "refused the credentials for the bucket"),
+        ("no_key", "No AWS credentials for ATTACHMENT_STORAGE=s3://"),
+        ("no_server", "Could not reach S3_ENDPOINT_URL=http://127.0.0.1:"),
+    ],
+)
+def test_s3_start_fails_naming_the_fix(fake: FakeProvider, problem: str, message: str) -> None:
+    from app.attachments.s3 import BucketUnavailable
+
+    with s3_settings() as s3, pytest.MonkeyPatch.context() as env:
+        if problem == "no_bucket":
+            s3["attachment_storage"] = "s3://no-such-bucket-here/uploads"
+        elif problem == "bad_key":
+            env.setenv("AWS_ACCESS_KEY_ID", "not-the-key")
+        elif problem == "no_key":
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                env.delenv(name)
+            for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+                env.setenv(name, "/nonexistent")
+            env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        else:
+            s3["s3_endpoint_url"] = f"http://127.0.0.1:{closed_port()}"
+        app = create_app(fake_settings(fake, attachments_enabled=True, **s3))
+
+        async def start() -> None:
+            async with app.router.lifespan_context(app):
+                pass
+
+        with pytest.raises(BucketUnavailable) as refused:
+            asyncio.run(start())
+    assert message in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_an_image_is_served_as_what_its_bytes_are(browser: ChatKitClient) -> None:

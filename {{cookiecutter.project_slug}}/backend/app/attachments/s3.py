@@ -29,6 +29,10 @@ _DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
+class BucketUnavailable(RuntimeError):
+    """The bucket does not answer at start-up; the message names the setting to fix."""
+
+
 class S3Objects:
     """``S3Objects(bucket, prefix, endpoint_url)``: the calls the attachment service needs."""
 
@@ -85,6 +89,58 @@ class S3Objects:
             return getattr(self._client(), method)(Bucket=self.bucket, **params)
 
         return await asyncio.to_thread(call)  # one thread hop: the client is made there too
+
+    @property
+    def storage(self) -> str:
+        """The ``ATTACHMENT_STORAGE`` value this names."""
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    async def check_bucket(self) -> None:
+        """HEAD the bucket (s3:ListBucket); BucketUnavailable naming the fix otherwise.
+
+        Without it a missing bucket or refused credentials would show only later, and
+        as something else: HEAD of an object in a missing bucket is a 404 like a file
+        not uploaded yet.
+        """
+        try:
+            await self._call("head_bucket")
+        except Exception as error:
+            raise BucketUnavailable(self._bucket_problem(error)) from error
+
+    def _bucket_problem(self, error: Exception) -> str:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+        setting = f"ATTACHMENT_STORAGE={self.storage}"
+        where = f"S3_ENDPOINT_URL={self.endpoint_url}" if self.endpoint_url else "AWS S3"
+        if isinstance(error, NoCredentialsError | PartialCredentialsError):
+            return (
+                f"No AWS credentials for {setting}: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or an instance role)."
+            )
+        if isinstance(error, BotoConnectionError):
+            return (
+                f"Could not reach {where} for {setting} ({type(error).__name__}): start the "
+                "service, or fix S3_ENDPOINT_URL (empty for AWS S3)."
+            )
+        code = _error_code(error)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return (
+                f"The bucket {self.bucket!r} does not exist at {where} ({setting}): create it, "
+                "or fix ATTACHMENT_STORAGE / S3_ENDPOINT_URL."
+            )
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return (
+                f"{where} refused the credentials for the bucket {self.bucket!r} ({setting}, "
+                "HTTP 403): set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY to a key allowed "
+                "s3:ListBucket on the bucket and s3:GetObject, s3:PutObject, s3:DeleteObject "
+                "on its objects."
+            )
+        return (
+            f"Checking the bucket of {setting} at {where} failed "
+            f"({type(error).__name__} {code}): check ATTACHMENT_STORAGE, S3_ENDPOINT_URL "
+            "and the AWS_* credentials."
+        )
 
     async def presign_put(self, key: str, content_type: str, size: int) -> str:
         """A URL for one PUT of exactly ``size`` bytes of ``content_type``.
@@ -169,9 +225,12 @@ class S3Objects:
                 )
 
 
-def _is_missing(error: Exception) -> bool:
+def _error_code(error: Exception) -> str:
     response = getattr(error, "response", None)  # botocore's ClientError
     if not isinstance(response, dict):
-        return False
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code in _MISSING
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _is_missing(error: Exception) -> bool:
+    return _error_code(error) in _MISSING
