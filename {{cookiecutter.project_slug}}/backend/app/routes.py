@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -90,8 +91,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
             yield chunk
     except Exception as error:
         # The 200 and the first events are out: end the stream with an error event
-        # instead of tearing the connection ("Exception in ASGI application"). E.g.
-        # threads.create naming an unknown attachment fails after `thread.created`.
+        # instead of tearing the connection ("Exception in ASGI application").
         logger.warning("stream failed after it started: %s", type(error).__name__)
         yield error_event(error)
 
@@ -101,15 +101,43 @@ async def _respond(server: ChatServer, body: bytes, context: RequestContext) -> 
     if not isinstance(result, StreamingResult):
         return Response(content=result.json, media_type="application/json")
     # Pull the first event before answering: a request that fails before it (an
-    # unknown thread, say) gets an HTTP error instead of a torn 200 stream.
+    # unknown thread, say) gets an HTTP error instead of a torn 200 stream. A new
+    # thread's `thread.created` waits for the next event (its message, saved before the
+    # model is called): a message refused while it is saved, e.g. its attachment taken
+    # by a racing message meanwhile, is an HTTP error too, and its empty thread goes.
     events = aiter(result)
+    head: list[bytes] = []
     try:
-        first = await anext(events)
+        while not head or created_thread_id(head[-1]):
+            head.append(await anext(events))
     except StopAsyncIteration:
-        first = b""
+        pass
+    except Exception:
+        for event in head:
+            if thread_id := created_thread_id(event):
+                await _delete_quietly(server, thread_id, context)
+        raise
     return StreamingResponse(
-        _prepend(first, events), media_type="text/event-stream", headers=STREAM_HEADERS
+        _prepend(b"".join(head), events), media_type="text/event-stream", headers=STREAM_HEADERS
     )
+
+
+_CREATED = b'data: {"type":"thread.created",'
+
+
+def created_thread_id(event: bytes) -> str | None:
+    """The thread id of a `thread.created` event; None for any other event."""
+    if not event.startswith(_CREATED):
+        return None
+    thread_id: str = json.loads(event[len(b"data: ") :])["thread"]["id"]
+    return thread_id
+
+
+async def _delete_quietly(server: ChatServer, thread_id: str, context: RequestContext) -> None:
+    try:
+        await server.store.delete_thread(thread_id, context)
+    except Exception as error:  # the request's own error is the one to report
+        logger.warning("could not delete the refused new thread: %s", type(error).__name__)
 
 
 @router.post("/chatkit")

@@ -13,6 +13,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from app.attachments.service import parse_s3_storage
 from app.attachments.sniff import sniff
 from app.config import ConfigError
 from app.main import create_app
-from tests.chatkit_client import ChatKitClient
+from tests.chatkit_client import ChatKitClient, Turn
 from tests.conftest import API_STYLES, fake_settings
 from tests.fake_provider import FakeProvider, RecordedRequest
 from tests.live_server import LiveServer
@@ -367,6 +368,62 @@ def test_s3_uploads_are_checked_when_a_message_names_them(pool: Pool) -> None:
         assert refused.status_code == 415 and error_of(refused)["code"] == "unrecognized_content"
         assert pool.stored_object(url, disguised["id"]) is False
         assert client.list_threads()["data"] == []
+
+
+def same_user(client: ChatKitClient, url: str) -> ChatKitClient:
+    """Another connection pool with the user's cookie: the same user, another tab."""
+    tab = ChatKitClient(url)
+    tab.http.cookies.update(client.http.cookies)
+    return tab
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_messages_racing_for_one_attachment_get_4xx(pool: Pool, storage: str) -> None:
+    url = pool.url("openai", storage)
+    with ChatKitClient(url) as alice:
+        threads: list[str | None] = [alice.create_thread(f"t{n}").thread_id for n in range(3)]
+        expected = set(threads)  # the threads there should be: these and the new winners
+        for _ in range(3):
+            image = alice.attach("r.png", "image/png", PNG)
+
+            def send(thread_id: str | None, file_id: str = image["id"]) -> Turn:
+                with same_user(alice, url) as tab:
+                    if thread_id is None:
+                        return tab.create_thread("a new thread", [file_id])
+                    return tab.send(thread_id, "in this one", [file_id])
+
+            with ThreadPoolExecutor(4) as workers:
+                turns = list(workers.map(send, [*threads, None]))
+            # One wins; the others are told the file is not theirs to send (it is bound
+            # to the winner's thread), before their stream starts: no 5xx, no error
+            # event, and a refused threads.create leaves no empty thread behind.
+            assert sorted(turn.status for turn in turns) == [200, 404, 404, 404], [
+                turn.events for turn in turns
+            ]
+            [won] = [turn for turn in turns if turn.status == 200]
+            assert not won.errors, won.events
+            expected.add(won.thread_id)
+            listed = [thread["id"] for thread in alice.list_threads(limit=50)["data"]]
+            assert set(listed) == expected
+            holders = {
+                item["thread_id"]
+                for thread_id in listed
+                for item in alice.all_items(thread_id)
+                if any(a["id"] == image["id"] for a in item.get("attachments", []))
+            }
+            assert holders == {won.thread_id}
+
+
+def test_a_message_names_an_attachment_once(browser: ChatKitClient) -> None:
+    image = browser.attach("a.png", "image/png", PNG)
+    twice = browser.post(
+        {
+            "type": "threads.create",
+            "params": {"input": user_input_with("hi", [image["id"], image["id"]])},
+        }
+    )
+    assert twice.status_code == 400 and error_of(twice)["code"] == "duplicate_attachment"
+    assert browser.list_threads()["data"] == []
 
 
 def closed_port() -> int:

@@ -99,28 +99,49 @@ async def test_store_lookups_with_nul_are_not_found(kind: str, tmp_path: Path) -
             await store.load_threads(10, "\u0000", "asc", ALICE)
 
 
-def test_a_stream_failing_after_it_started_ends_with_an_error_event(
+def test_a_new_thread_refused_while_its_message_is_saved_is_a_404_and_goes(
     make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # threads.create sends `thread.created`, then fails on the unknown attachment; the
-    # stream used to be torn mid-response ("Exception in ASGI application"). The server
-    # now refuses unknown attachments before the stream starts (sdk_fixes/
-    # attachments_first); this app skips that check to reach upstream's failure.
+    # threads.create saves the thread and sends `thread.created` before it saves the
+    # message; an attachment refused then (taken by a racing message since the check in
+    # sdk_fixes/attachments_first, skipped here to get there) used to end a 200 stream
+    # with an error and leave an empty thread. `thread.created` now waits for the message.
     app = create_app(make_settings())
 
     async def accept_all(*args: Any) -> None:
         return None
 
     monkeypatch.setattr(services_of(app).chat_server, "check_attachments", accept_all)
-    payload = {
-        "type": "threads.create",
-        "params": {"input": {**user_input("hi"), "attachments": ["atc_missing"]}},
-    }
+    with LiveServer(app) as server, ChatKitClient(server.url) as client:
+        refused = client.post(
+            {
+                "type": "threads.create",
+                "params": {"input": {**user_input("hi"), "attachments": ["atc_missing"]}},
+            }
+        )
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["error"]["code"] == "not_found"
+        assert client.list_threads()["data"] == []
+
+
+def test_a_stream_failing_after_it_started_ends_with_an_error_event(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failure after the first events are out used to tear the stream mid-response
+    # ("Exception in ASGI application"). The SDK asks for the stream options after
+    # sending the user's message, outside its own error handling: fail there.
+    app = create_app(make_settings())
+
+    def fail(*args: Any) -> None:
+        raise NotFoundError("gone meanwhile")
+
+    monkeypatch.setattr(services_of(app).chat_server, "get_stream_options", fail)
+    payload = {"type": "threads.create", "params": {"input": user_input("hi")}}
     with LiveServer(app) as server:
         response = httpx.post(f"{server.url}/chatkit", json=payload, timeout=30)
     assert response.status_code == 200
     events = events_of(response)
-    assert events[0]["type"] == "thread.created"
+    assert [event["type"] for event in events[:2]] == ["thread.created", "thread.item.done"]
     assert events[-1] == {
         "type": "error",
         "code": "custom",
