@@ -3,9 +3,10 @@ changes, and the generated project's own suite runs where running it again tells
 
 Renders differ only in `backend/app/defaults.py`, `.env.example`, the README, the compose
 file, the frontend folder and the CI workflow; the generated tests set provider and store
-per test. So the full generated suite runs once per store (one of those renders on a
-Chat Completions provider), and every render, those included, gets the checks of what
-its answers change: the template QA (compile, parse, leftovers), ruff, mypy, the
+per test, over every store and API style. So the full generated suite runs once, on the
+defaults; the renders of the other stores (one on a Chat Completions provider, with MCP)
+run the generated tests that read rendered files; and every render gets the checks of
+what its answers change: the template QA (compile, parse, leftovers), ruff, mypy, the
 settings loaded from its `.env.example`, and the rendered provider's own row tests.
 """
 
@@ -51,7 +52,8 @@ def provider_answers(provider: str) -> dict[str, str]:
     return answers
 
 
-# The generated suite runs on these: once per store, once on a Chat Completions provider.
+# The generated suite runs on these: whole on the defaults, the answer-dependent part on
+# the other stores and a Chat Completions provider.
 FULL_SUITE: dict[str, dict[str, str]] = {
     "defaults": {},  # the first provider, store and frontend
     f"{CHAT_COMPLETIONS}-postgres-vite": {
@@ -132,10 +134,28 @@ def test_the_matrix_covers_every_choice() -> None:
     }
 
 
+# The generated tests that read what the answers render (app/defaults.py, .env.example,
+# the README). Every other generated test builds its own settings and runs over every
+# store and API style itself, so it runs once, on the defaults render.
+ANSWER_DEPENDENT_TESTS = ["tests/test_startup.py", "tests/test_provider_table.py"]
+RENDERED_MARKERS = re.compile(r"\bdefaults\b|\.env\.example|README|load_settings\(\)")
+
+
 @pytest.mark.parametrize("answers", params(FULL_SUITE))
 def test_generated_suite(answers: dict[str, str], tmp_path: Path) -> None:
     project = render_project(tmp_path / "out", **answers)
-    run([*GENERATED_PYTEST, "-x"], cwd=project / "backend", timeout=900)
+    selection = [] if answers == FULL_SUITE["defaults"] else ANSWER_DEPENDENT_TESTS
+    run([*GENERATED_PYTEST, "-x", *selection], cwd=project / "backend", timeout=900)
+
+
+def test_answer_dependent_tests_are_the_ones_reading_rendered_files() -> None:
+    tests = TEMPLATE / "{{cookiecutter.project_slug}}" / "backend" / "tests"
+    readers = {
+        f"tests/{path.name}"
+        for path in tests.glob("test_*.py")
+        if RENDERED_MARKERS.search(path.read_text())
+    }
+    assert readers == set(ANSWER_DEPENDENT_TESTS)
 
 
 @pytest.fixture(scope="session")
