@@ -251,3 +251,32 @@ async def test_downgrade_to_0001_keeps_the_rows_and_upgrades_again(database_url:
         assert (await store.attachment_upload(sent.id, ALICE)).thread_id == thread.id
     finally:
         await store.close()
+
+
+async def test_a_start_waits_for_another_process_holding_the_sqlite_write_lock(
+    tmp_path: Path,
+) -> None:
+    """A second replica starting on the same new SQLite file finds the first one's
+    migration holding the write lock past busy_timeout: it waits, then starts."""
+    import asyncio
+    import sqlite3
+    import threading
+
+    from app.stores.engine import SQLITE_BUSY_TIMEOUT_MS
+
+    path = tmp_path / "shared.db"
+    sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").fetchall()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(SQLITE_BUSY_TIMEOUT_MS / 1000 + 1.5, holder.rollback)
+    release.start()
+    store = SQLStore(f"sqlite+aiosqlite:///{path}")
+    try:
+        await asyncio.wait_for(store.start(), timeout=60)
+        thread = ThreadMetadata(id="thr_waited", created_at=datetime.now(UTC))
+        await store.save_thread(thread, ALICE)
+        assert (await store.load_thread("thr_waited", ALICE)).id == "thr_waited"
+    finally:
+        release.join()
+        holder.close()
+        await store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # The newest revision in migrations/versions: a new migration updates it (a test checks).
 HEAD_REVISION = "0002"
 VERSION_TABLE = "alembic_version"  # Alembic's default
+# How long a start waits for another process migrating the same SQLite file.
+MIGRATION_WAIT_SECONDS = 120.0
 
 # pg_advisory_xact_lock key (signed 64-bit) shared by every process migrating this schema.
 MIGRATION_LOCK_KEY = int.from_bytes(
@@ -103,10 +106,28 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
     while not _IN_PROCESS.acquire(blocking=False):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     try:
-        conn: AsyncConnection
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(**{SQLITE_WRITE_OPTION: True})
-            async with conn.begin():
-                await conn.run_sync(_upgrade)
+        # Loaded before the transaction: the write lock is not held while Python imports.
+        from alembic import command  # noqa: F401
+
+        deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
+        while True:
+            try:
+                await _upgrade_once(engine)
+                return
+            except OperationalError as error:
+                # Another process is migrating this SQLite file and holds its write lock
+                # past busy_timeout (two revisions on a loaded machine): wait for it, then
+                # find the database at head and do nothing.
+                if not is_sqlite_busy(error) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
     finally:
         _IN_PROCESS.release()
+
+
+async def _upgrade_once(engine: AsyncEngine) -> None:
+    conn: AsyncConnection
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**{SQLITE_WRITE_OPTION: True})
+        async with conn.begin():
+            await conn.run_sync(_upgrade)
