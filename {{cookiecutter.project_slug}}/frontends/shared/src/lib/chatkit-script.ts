@@ -2,14 +2,21 @@ import { useEffect, useState } from "react";
 
 export type ScriptStatus = "loading" | "ready" | "error" | "timeout";
 
-// Whatever adds the script tag sees its load error and reports it here; the widget listens.
-let scriptFailed = false;
-const failureListeners = new Set<() => void>();
+// The script tag is in the document head, with the inline loader (chatkit-loader.mjs) before
+// it: the loader records a load error in this flag and event, even before any React code runs.
+const FAILED_FLAG = "__chatkitScriptFailed";
+const FAILED_EVENT = "chatkit-script-failed";
 
-/** Called when the CDN script fails to load. */
+declare global {
+  interface Window {
+    __chatkitScriptFailed?: boolean;
+  }
+}
+
+/** Reports a failed load of the CDN script, for pages that add the script tag themselves. */
 export function markChatKitScriptFailed(): void {
-  scriptFailed = true;
-  failureListeners.forEach((listener) => listener());
+  window[FAILED_FLAG] = true;
+  window.dispatchEvent(new Event(FAILED_EVENT));
 }
 
 /** Whether the CDN script has defined <openai-chatkit>, failed, or is taking too long. */
@@ -28,13 +35,13 @@ export function useChatKitScript(timeoutMs = 20_000): ScriptStatus {
       defined = true;
       if (active) setStatus("ready");
     });
-    failureListeners.add(onFailure);
-    if (scriptFailed) queueMicrotask(onFailure);
+    window.addEventListener(FAILED_EVENT, onFailure);
+    if (window[FAILED_FLAG]) queueMicrotask(onFailure);
     const timer = window.setTimeout(() => fail("timeout"), timeoutMs);
 
     return () => {
       active = false;
-      failureListeners.delete(onFailure);
+      window.removeEventListener(FAILED_EVENT, onFailure);
       window.clearTimeout(timer);
     };
   }, [timeoutMs]);
