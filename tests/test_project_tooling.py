@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import TEMPLATE, run
+from tests.conftest import PYTHON, TEMPLATE, run
 from tests.project_support import (
     PROJECT_DIR,
     compose_command,
@@ -260,9 +261,22 @@ def test_makefile_has_every_target_and_follows_the_frontend(
 
 def test_the_lock_is_current_whatever_the_project_is_called(tmp_path: Path) -> None:
     # The package name is fixed, so one committed uv.lock serves every project name.
-    project = generate(tmp_path, project_name="Zebra Support Desk", frontend="none").project
+    # Quotes and a backslash in the free-text answers still render valid TOML and Python.
+    name = 'Zebra "Support" Desk'
+    description = 'Answers "where is my order?" for C:\\orders, café-style'
+    project = generate(
+        tmp_path,
+        project_name=name,
+        project_slug="zebra_support_desk",
+        description=description,
+        frontend="none",
+    ).project
     backend = project / "backend"
     assert project.name == "zebra_support_desk"
+    metadata = tomllib.loads((backend / "pyproject.toml").read_text(encoding="utf-8"))
+    assert metadata["project"]["description"] == description
+    script = "from app import defaults; print(defaults.PROJECT_NAME)"
+    assert run([PYTHON, "-c", script], cwd=backend).stdout.strip() == name
     run([find_tool("uv"), "lock", "--check"], cwd=backend)
     assert (backend / "uv.lock").read_bytes() == (
         TEMPLATE / PROJECT_DIR / "backend" / "uv.lock"
