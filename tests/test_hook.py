@@ -305,6 +305,33 @@ def test_make_smoke_runs_the_same_check_by_hand(smoked: Generated) -> None:
     assert not marker.exists(), "a passing `make smoke` clears the failure marker"
 
 
+def test_the_readme_conversation_without_a_key_works_as_written(smoked: Generated) -> None:
+    """The README's first conversation, run as a newcomer pastes it (only the ports moved)."""
+    assert_ok(smoked)
+    readme = (smoked.project / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Talk to it without an API key", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    fake, backend = free_port(), free_port()
+    block = (
+        block.replace("8089", str(fake))
+        .replace("127.0.0.1:8000", f"127.0.0.1:{backend}")
+        .replace("uvicorn app.main:app", f"uvicorn app.main:app --port {backend}")
+    )
+    script = f"set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\ncd {smoked.project}\n{block}"
+    result = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=tool_env(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"type":"thread.created"' in result.stdout, result.stdout[-2000:]
+    assert '"type":"thread.item.updated"' in result.stdout, result.stdout[-2000:]
+    (smoked.project / "backend" / "jar").unlink()
+
+
 def test_make_db_upgrade_migrates_the_configured_sqlite_database(smoked: Generated) -> None:
     assert_ok(smoked)
     result = make(smoked.project, "db-upgrade")
