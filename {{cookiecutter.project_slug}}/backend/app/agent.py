@@ -1,31 +1,12 @@
-"""The agent: its instructions, its tools and its MCP servers."""
+"""The agent, built from `app/extensions.py` (instructions, tools) and the MCP servers."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from agents import Agent, Model, function_tool
+from agents import Agent, Model
 from agents.mcp import MCPServer, MCPServerStreamableHttp
 from chatkit.agents import AgentContext
 
-INSTRUCTIONS = (
-    "You are a helpful assistant in a chat app. Answer concisely. Use the tools when they help."
-)
-
-
-@function_tool
-def current_time(timezone: str = "UTC") -> str:
-    """Return the current date and time.
-
-    Args:
-        timezone: An IANA time zone name, such as "Europe/Paris" or "UTC".
-    """
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"Unknown time zone {timezone!r}; use an IANA name such as Europe/Paris."
-    return datetime.now(zone).isoformat(timespec="seconds")
+from app import extensions
 
 
 def build_mcp_server(url: str, timeout_seconds: float) -> MCPServer:
@@ -45,10 +26,11 @@ def build_mcp_server(url: str, timeout_seconds: float) -> MCPServer:
 def build_agent(
     model: Model, mcp_servers: list[MCPServer] | None = None
 ) -> Agent[AgentContext[object]]:
+    # Read at build time, so that an app built after a change to extensions sees it.
     return Agent[AgentContext[object]](
         name="Assistant",
-        instructions=INSTRUCTIONS,
+        instructions=extensions.INSTRUCTIONS,
         model=model,
-        tools=[current_time],
+        tools=list(extensions.TOOLS),
         mcp_servers=mcp_servers or [],
     )

@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app import extensions
 from app.agent import build_agent, build_mcp_server
 from app.attachments.routes import router as attachments_router
 from app.attachments.service import AttachmentService
@@ -133,6 +134,8 @@ def _build(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.include_router(router)
     app.include_router(attachments_router)
+    for extra in extensions.ROUTERS:
+        app.include_router(extra)
     return app
 
 

@@ -100,13 +100,3 @@ def test_every_provider_row_talks_to_its_endpoint(
         assert all(
             request.headers.get("authorization") == f"Bearer {key}" for request in fake.requests
         ), name
-
-
-def test_the_example_tool_runs(backend: BackendFactory, provider: str, fake: FakeProvider) -> None:
-    with backend(provider=provider) as url, ChatKitClient(url) as browser:
-        turn = browser.create_thread('/tool current_time {"timezone": "UTC"}')
-        assert turn.errors == []
-        # The tool's output went back to the model, which quoted it in its reply.
-        assert "T" in turn.reply_text and "+00:00" in turn.reply_text
-        follow_up = browser.send(turn.thread_id, "thanks")
-        assert follow_up.errors == []
