@@ -573,7 +573,7 @@ def limits_part(data: dict[str, Any], verdicts: dict[int, Any], level: int) -> s
                 f"* **The example tool.** The probe above: {measured}. The Agents SDK prepares "
                 "the tool and the openai client serializes its schema on every model request; "
                 "the docs' baseline has no tool. A project that does not need the demo tool "
-                "gains this by deleting it from `app/agent.py`."
+                "gains this by deleting it from `TOOLS` in `app/extensions.py`."
             )
         else:
             lines.append(
