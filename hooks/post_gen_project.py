@@ -117,9 +117,37 @@ def recorded_answers(answers: Answers) -> dict[str, object]:
     return {key: value for key, value in answers.items() if not key.startswith("_")}
 
 
+def template_commit(answers: Answers) -> str | None:
+    """The template commit this render is: cruft's `_commit`, else the git HEAD of the
+    template checkout when nothing in it is uncommitted (a dirty tree is no commit)."""
+    commit = answers.get("_commit")
+    if isinstance(commit, str) and commit:
+        return commit
+    repo = answers.get("_repo_dir")
+    if not isinstance(repo, str) or not repo or shutil.which("git") is None:
+        return None
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["git", "-C", repo, *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    # cookiecutter.json tracked: the template is this repository's, not an enclosing one's.
+    tracked = git("ls-files", "--error-unmatch", "cookiecutter.json")
+    head = git("rev-parse", "--verify", "HEAD")
+    status = git("status", "--porcelain", "--", ".")
+    if tracked.returncode or head.returncode or status.returncode or status.stdout.strip():
+        return None
+    return head.stdout.strip()
+
+
 def record_answers(root: Path, answers: Answers) -> None:
-    """`.cookiecutter.json`, in the replay format: `cookiecutter TEMPLATE --replay-file`."""
-    text = json.dumps({"cookiecutter": recorded_answers(answers)}, indent=2, ensure_ascii=False)
+    """`.cookiecutter.json`, in the replay format: `cookiecutter TEMPLATE --replay-file`;
+    also the template commit when known, the base `make upgrade-diff` merges from."""
+    record: dict[str, object] = {"cookiecutter": recorded_answers(answers)}
+    commit = template_commit(answers)
+    if commit:
+        record["template_commit"] = commit
+    text = json.dumps(record, indent=2, ensure_ascii=False)
     (root / ANSWERS_FILE).write_text(text + "\n", encoding="utf-8")
 
 

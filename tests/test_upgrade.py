@@ -86,7 +86,8 @@ def test_answers_are_recorded_without_paths_or_private_keys(tmp_path: Path) -> N
     assert generated.status == 0, generated.output
     text = (generated.project / ".cookiecutter.json").read_text()
     recorded = json.loads(text)
-    assert list(recorded) == ["cookiecutter"], "the replay format cookiecutter loads"
+    # The replay format cookiecutter loads, and the template commit when there is one.
+    assert set(recorded) <= {"cookiecutter", "template_commit"}
     answers = recorded["cookiecutter"]
     assert set(answers) == ANSWER_KEYS
     assert {key: answers[key] for key in CUSTOM} == CUSTOM
@@ -94,6 +95,26 @@ def test_answers_are_recorded_without_paths_or_private_keys(tmp_path: Path) -> N
     assert answers["run_smoke_test"] is False
     assert str(tmp_path) not in text and str(TEMPLATE) not in text
     assert not re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", text), "no timestamps"
+
+
+def test_the_template_commit_is_recorded_from_a_clean_checkout_only(
+    snapshot: Path, tmp_path: Path
+) -> None:
+    head = git(snapshot, "rev-parse", "HEAD").strip()
+    clean = generate(tmp_path / "clean", template=snapshot, frontend="none")
+    assert clean.status == 0, clean.output
+    recorded = json.loads((clean.project / ".cookiecutter.json").read_text())
+    assert recorded["template_commit"] == head
+
+    # Uncommitted changes: what is rendered is no commit, so none is recorded.
+    dirty = template_repo(tmp_path / "dirty")
+    with (dirty / PROJECT_DIR / "README.md").open("a") as readme:
+        readme.write("\nNot committed.\n")
+    unrecorded = generate(tmp_path / "from-dirty", template=dirty, frontend="none")
+    assert unrecorded.status == 0, unrecorded.output
+    assert "template_commit" not in json.loads(
+        (unrecorded.project / ".cookiecutter.json").read_text()
+    )
 
 
 def test_replay_file_regenerates_byte_identical_tracked_files(
