@@ -21,7 +21,7 @@ export default defineConfig([
     },
   },
   {
-    files: ["vite.config.ts", "scripts/**/*.mjs"],
+    files: ["vite.config.ts", "vite.page.ts", "scripts/**/*.mjs"],
     languageOptions: { globals: globals.node },
   },
   {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import react from "@vitejs/plugin-react";
 import { defineConfig, loadEnv, type Plugin, type ProxyOptions } from "vite";
+import { chatkitHead, pageHeadersPlugin, precompress, prerender } from "./vite.page";
 
 const DEFAULT_BACKEND_URL = "http://127.0.0.1:8000";
 const site = JSON.parse(readFileSync(new URL("./site.config.json", import.meta.url), "utf8")) as {
@@ -78,12 +79,20 @@ function chatkitProxy(backendUrl: string): Record<string, ProxyOptions> {
 }
 
 export default defineConfig(({ mode }) => {
-  // "" loads every variable (BACKEND_URL too) from the environment and .env files;
-  // only VITE_* ones ever reach the browser bundle.
+  // "" loads every variable (BACKEND_URL, CSP_ENFORCE, CSP_REPORT_URI too) from the
+  // environment and .env files; only VITE_* ones ever reach the browser bundle.
   const env = loadEnv(mode, process.cwd(), "");
   const proxy = chatkitProxy(env.BACKEND_URL?.trim() || DEFAULT_BACKEND_URL);
   return {
-    plugins: [react(), siteHtml(), warnWithoutDomainKey(env.VITE_CHATKIT_DOMAIN_KEY)],
+    plugins: [
+      react(),
+      siteHtml(),
+      chatkitHead(),
+      prerender(),
+      pageHeadersPlugin(env),
+      precompress(),
+      warnWithoutDomainKey(env.VITE_CHATKIT_DOMAIN_KEY),
+    ],
     server: { port: 5173, proxy },
     preview: { port: 4173, proxy },
   };

@@ -1,24 +1,15 @@
 import { StrictMode } from "react";
-import { createRoot } from "react-dom/client";
+import { createRoot, hydrateRoot } from "react-dom/client";
 import { ChatPage } from "./components/ChatPage";
-import { CHATKIT_SCRIPT_URL } from "./lib/chatkit-config";
-import { markChatKitScriptFailed } from "./lib/chatkit-script";
 import "./styles.css";
 
-/** Adds the CDN script that defines <openai-chatkit> (the only place it is served). */
-function loadChatKitScript(): void {
-  if (document.querySelector(`script[src="${CHATKIT_SCRIPT_URL}"]`)) return;
-  const script = document.createElement("script");
-  script.src = CHATKIT_SCRIPT_URL;
-  script.async = true;
-  script.addEventListener("error", markChatKitScriptFailed);
-  document.head.append(script);
-}
-
-loadChatKitScript();
-
-createRoot(document.getElementById("root")!).render(
+// index.html loads the ChatKit script itself, in its head (vite.page.ts).
+const root = document.getElementById("root")!;
+const page = (
   <StrictMode>
     <ChatPage />
-  </StrictMode>,
+  </StrictMode>
 );
+// A build renders the page into index.html (src/prerender.tsx); the dev server does not.
+if (root.hasChildNodes()) hydrateRoot(root, page);
+else createRoot(root).render(page);
