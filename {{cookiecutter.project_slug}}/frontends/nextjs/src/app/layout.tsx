@@ -7,6 +7,7 @@ import "../styles.css";
 export const metadata: Metadata = {
   title: SITE.projectName,
   description: SITE.description,
+  icons: { icon: { url: "/favicon.svg", type: "image/svg+xml" } },
 };
 
 export const viewport: Viewport = {
@@ -16,10 +17,10 @@ export const viewport: Viewport = {
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (
     <html lang="en">
-      <body>
-        {children}
+      <head>
         <ChatKitScript />
-      </body>
+      </head>
+      <body>{children}</body>
     </html>
   );
 }

@@ -15,20 +15,30 @@ const fetchWithCookies: typeof fetch = (input, init) => fetch(input, { ...init, 
 export function ChatWidget() {
   const hostname = useHostname();
   const scriptStatus = useChatKitScript();
-
-  if (hostname === null) return <div className="chat-shell" aria-busy="true" />;
   const domainKey = resolveDomainKey(hostname);
+
   if (domainKey === null) {
+    if (hostname === null) {
+      // Server render without a configured key: the key waits for the hostname, so the
+      // element is in the HTML already but gets its options (from ChatPanel) in the browser.
+      return (
+        <div className="chat-shell" aria-busy="true">
+          <openai-chatkit className="chatkit" />
+        </div>
+      );
+    }
     return (
       <div className="chat-shell">
         <ProblemNotice problem={missingKeyProblem(hostname)} />
       </div>
     );
   }
+  // With a configured key this is the server's render too: <openai-chatkit> is in the HTML.
   return <ChatPanel hostname={hostname} domainKey={domainKey} scriptStatus={scriptStatus} />;
 }
 
-type PanelProps = { hostname: string; domainKey: string; scriptStatus: ScriptStatus };
+// `hostname` is null only in the server's render and hydration, before any error can arrive.
+type PanelProps = { hostname: string | null; domainKey: string; scriptStatus: ScriptStatus };
 
 function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
   const colorScheme = useColorScheme();
@@ -72,7 +82,7 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
   const problem = scriptFailed
     ? scriptProblem(scriptStatus)
     : error
-      ? chatkitProblem(error, hostname)
+      ? chatkitProblem(error, hostname ?? window.location.hostname)
       : null;
 
   return (

@@ -47,9 +47,11 @@ export function isLocalHostname(hostname: string): boolean {
 
 /**
  * The domain key for this page: the configured one, else the local-development
- * value on local hosts only. `null` means a deployed page without a key.
+ * value on local hosts only. `null` means a deployed page without a key. While a server
+ * renders the page the hostname is unknown (`null`): only a configured key is known then.
  */
-export function resolveDomainKey(hostname: string): string | null {
+export function resolveDomainKey(hostname: string | null): string | null {
   if (configuredDomainKey) return configuredDomainKey;
+  if (hostname === null) return null;
   return isLocalHostname(hostname) ? LOCAL_DEV_DOMAIN_KEY : null;
 }
