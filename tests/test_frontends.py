@@ -35,6 +35,9 @@ RENDERED_FILE = "site.config.json"  # the one file per frontend that carries the
 SOURCE_SUFFIXES = {".ts", ".tsx", ".mjs", ".js", ".css", ".html", ".json"}
 ALLOWED_REMOTE_URLS = {
     "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js",
+    # Named by the Content-Security-Policy and the preconnect, never loaded by the build.
+    "https://cdn.platform.openai.com",
+    "https://api.openai.com",
     "https://platform.openai.com/settings/organization/security/domain-allowlist",
 }
 REQUIRED_SCRIPTS = {

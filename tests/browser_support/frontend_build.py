@@ -182,14 +182,17 @@ def _build(kind: str, base: Path) -> FrontendBuild:
     # A build without domain key and API URL (it must warn; the browser tests serve it
     # on a public hostname), in a copy that shares node_modules through hard links.
     shutil.copytree(frontend, build.unkeyed_dir, symlinks=True, copy_function=os.link)
-    unset = {build.domain_key_var: "", build.api_url_var: ""}
+    unset = {build.domain_key_var: "", build.api_url_var: "", "CSP_ENFORCE": ""}
     build.npm("run", "build", env=unset, name="build-without-key", cwd=build.unkeyed_dir)
+    # The keyed build enforces the full Content-Security-Policy, so every browser test on it
+    # proves the policy lets the page work; the unkeyed one keeps the report-only default.
     build.npm(
         "run",
         "build",
         env={
             build.domain_key_var: build.domain_key,
             build.api_url_var: build.api_url,
+            "CSP_ENFORCE": "1",
             **build.secrets,
         },
         name="build",

@@ -166,6 +166,7 @@ class Stack:
                     "NEXT_TELEMETRY_DISABLED": "1",
                     build.domain_key_var: build.domain_key,
                     build.api_url_var: build.api_url,
+                    "CSP_ENFORCE": "1",  # as the build (servers that read it at start)
                 },
                 workdir,
             )
@@ -182,7 +183,11 @@ class Stack:
                 f"{self.build.kind} server, built without a domain key",
                 self._server_command(self.build.unkeyed_dir, port),
                 self.build.unkeyed_dir,
-                {"BACKEND_URL": self.backend_url, "NEXT_TELEMETRY_DISABLED": "1"},
+                {
+                    "BACKEND_URL": self.backend_url,
+                    "NEXT_TELEMETRY_DISABLED": "1",
+                    "CSP_ENFORCE": "",
+                },
                 self.workdir,
             )
             url = f"http://127.0.0.1:{port}"
