@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks import (
     attachments_bench,
+    frontend_bench,
     generate_bench,
     memory_bench,
     profile_bench,
@@ -40,7 +41,18 @@ from benchmarks.common import (
 )
 from benchmarks.undo import CHANGES, PROBES
 
-SECTIONS = ("render", "generate", "stream", "stores", "memory", "startup", "attachments")
+SECTIONS = (
+    "render",
+    "generate",
+    "stream",
+    "stores",
+    "memory",
+    "startup",
+    "attachments",
+    "frontend",
+)
+# Left out of a bare --quick: they need the package index (npm, uv) and minutes of builds.
+NOT_QUICK = ("generate", "frontend")
 DEFAULT_OUTPUT = TEMPLATE / "docs" / "BENCHMARKS.md"
 
 
@@ -167,10 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         help="another cookiecutter template (a local checkout) to render with its defaults "
         "in the same loop as ours, for comparison; repeatable",
     )
+    parser.add_argument(
+        "--reference-frontend",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another Next.js app (a local checkout) to build and load beside our frontends "
+        "in the frontend section; repeatable",
+    )
     args = parser.parse_args(argv)
     only = [name for name in args.only.split(",") if name] or list(SECTIONS)
     if args.quick and not args.only:
-        only = [name for name in SECTIONS if name != "generate"]
+        only = [name for name in SECTIONS if name not in NOT_QUICK]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -181,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         if not directory or not (Path(directory) / "cookiecutter.json").is_file():
             parser.error(f"--reference-template {reference}: want NAME=DIR, DIR a template")
         references[name] = Path(directory)
+    frontend_references: dict[str, Path] = {}
+    for reference in args.reference_frontend:
+        name, _, directory = reference.partition("=")
+        if not name or not directory or not (Path(directory) / "package.json").is_file():
+            parser.error(f"--reference-frontend {reference}: want NAME=DIR, DIR a Next.js app")
+        frontend_references[name] = Path(directory).resolve()
 
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -226,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = startup_bench.run(backend, scratch, args.quick)
             elif name == "attachments":
                 results[name] = attachments_bench.run(backend, scratch, args.quick)
+            elif name == "frontend":
+                results[name] = frontend_bench.run(
+                    backend, scratch, args.quick, frontend_references
+                )
             results.setdefault("section_seconds", {})[name] = time.perf_counter() - section_started
             say(f"== {name}: {results['section_seconds'][name]:.0f} s")
         results["seconds"] = time.perf_counter() - started

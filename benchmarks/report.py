@@ -183,6 +183,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         sections.append(startup_section(results["startup"], goals))
     if "attachments" in results:
         sections.append(attachments_section(results["attachments"], goals))
+    if "frontend" in results:
+        sections.append(frontend_section(results["frontend"], goals))
     parts.append("## Goals\n\n" + table(["Goal", "Figure", "Verdict"], goals))
     parts += sections
     return "\n\n".join(parts) + "\n"
@@ -931,3 +933,206 @@ def attachments_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         )
         + f"\n\nText-only request: {text['request_bytes'] / 1000:,.1f} kB."
     )
+
+
+def kb(size: float) -> str:
+    return "n/a" if math.isnan(size) else f"{size / 1000:,.1f} kB"
+
+
+def page_ms(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.0f} ms"
+
+
+def page_range(figures: dict[str, Any], name: str) -> str:
+    low, high = figures[name + "_range"]
+    return "" if low is None or low == high else f" ({low:,.0f} to {high:,.0f})"
+
+
+def frontend_section(data: dict[str, Any], goals: list[list[str]]) -> str:
+    targets = data["targets"]
+    ours = [key for key in ("nextjs", "vite") if key in targets]
+    references = data["references"]
+    for key in ours:
+        label = targets[key]["label"]
+        if not references:
+            goals.append(
+                [
+                    f"Page, Fast 3G: {label} loads and shows `<openai-chatkit>` no later than "
+                    "a reference",
+                    "no `--reference-frontend` given",
+                    "**not run**",
+                ]
+            )
+            continue
+        for reference in references:
+            mine = targets[key]["figures"]["fast3g"]
+            theirs = targets[reference]["figures"]["fast3g"]
+            met = (
+                mine["load_ms"] <= theirs["load_ms"] and mine["element_ms"] <= theirs["element_ms"]
+            )
+            goals.append(
+                [
+                    f"Page, Fast 3G: {label} loads and shows `<openai-chatkit>` no later than "
+                    f"{targets[reference]['label']}",
+                    f"load {page_ms(mine['load_ms'])} vs {page_ms(theirs['load_ms'])} "
+                    f"({times(ratio_of(mine, theirs, 'load_ms'))}), element "
+                    f"{page_ms(mine['element_ms'])} vs {page_ms(theirs['element_ms'])} "
+                    f"({times(ratio_of(mine, theirs, 'element_ms'))})",
+                    verdict(met),
+                ]
+            )
+    keys = [*ours, *references]
+    bytes_rows = []
+    for key in keys:
+        target = targets[key]
+        f = target["figures"]["unthrottled"]
+        bytes_rows.append(
+            [
+                target["label"],
+                f"**{kb(f['js_transfer'])}**",
+                kb(f["js_decoded"]),
+                f"{f['js_files']:.0f}",
+                ", ".join(f["js_encodings"]),
+                kb(f["html_transfer"]),
+                kb(f["all_transfer"]),
+                f"{f['requests']:.0f}",
+                ", ".join(url.removeprefix("http://").split("/", 1)[-1] for url in f["failed"])
+                or "none",
+            ]
+        )
+    time_rows = []
+    for key in keys:
+        target = targets[key]
+        fast, fastest = target["figures"]["fast3g"], target["figures"]["unthrottled"]
+        time_rows.append(
+            [
+                target["label"],
+                page_ms(fastest["load_ms"]),
+                page_ms(fastest["element_ms"]),
+                page_ms(fastest["fcp_ms"]),
+                f"**{page_ms(fast['load_ms'])}**" + page_range(fast, "load_ms"),
+                f"**{page_ms(fast['element_ms'])}**" + page_range(fast, "element_ms"),
+                page_ms(fast["fcp_ms"]),
+                page_ms(fast["script_requested_ms"]),
+            ]
+        )
+    ratio_rows = []
+    for reference, by_ours in data["ratios"].items():
+        for key, by_condition in by_ours.items():
+            for condition, values in by_condition.items():
+                ratio_rows.append(
+                    [
+                        f"{targets[key]['label']} ÷ {targets[reference]['label']}",
+                        "Fast 3G" if condition == "fast3g" else "unthrottled",
+                        times(values["load_ms"]),
+                        times(values["element_ms"]),
+                        times(values["fcp_ms"]),
+                        times(values["js_transfer"]),
+                        times(values["all_transfer"]),
+                    ]
+                )
+    builds = "; ".join(
+        f"{targets[key]['label']}: "
+        + ", ".join(
+            f"{step} {sec(seconds)}" for step, seconds in targets[key]["build_seconds"].items()
+        )
+        for key in keys
+    )
+    versions = "; ".join(
+        f"{targets[key]['label']} "
+        + ", ".join(f"{name} {version}" for name, version in targets[key]["versions"].items())
+        for key in keys
+    )
+    sources = "".join(
+        f" {targets[key]['label']} was built from a copy of `{path}`."
+        for key, path in data.get("references_source", {}).items()
+    )
+    blocked = sorted(
+        {
+            url
+            for key in keys
+            for c in ("unthrottled", "fast3g")
+            for url in targets[key]["figures"][c]["blocked"]
+        }
+    )
+    fast3g = data["fast3g"]
+    load = "/".join(f"{value:.2f}" for value in data["load_before"])
+    load_measuring = "/".join(f"{value:.2f}" for value in data["load_measuring"])
+    load_after = "/".join(f"{value:.2f}" for value in data["load_after"])
+    return (
+        "## 8. The page\n\n"
+        "Both generated frontends built for production once in this run (`npm ci`, "
+        "`npm run build`, a domain key set, the API URL left same-origin): Next.js served by "
+        "`next start`, Vite's `dist` by Debian's nginx running the template's "
+        "`nginx.conf.template` filled in as the image's entrypoint does (inside a main "
+        "config like the image's, which has no gzip of its own), both in front of the "
+        "generated backend and the fake provider. Each reference (`--reference-frontend`) "
+        "is copied, installed, built with `next build` and served by `next start`."
+        + sources
+        + f" Loaded in Chromium {data['chromium']} (Debian, headless, through Playwright), a "
+        "fresh browser context per load (empty cache, new connections), the pages taking "
+        f"turns in a rotating order, {data['warmup']} uncounted warm-up load each, then "
+        f"{data['repetitions']} loads per page and condition; medians shown, the range of "
+        "the runs in brackets. Fast 3G is CDP `Network.emulateNetworkConditions` with "
+        f"{fast3g['latency']} ms latency, {fast3g['downloadThroughput'] * 8 / 1e6:.1f} Mbit/s "
+        f"down and {fast3g['uploadThroughput'] * 8 / 1e3:.0f} kbit/s up. The ChatKit script "
+        f"(`{data['chatkit_script']}`) is answered by Playwright with a one-line stub that "
+        "defines an empty `<openai-chatkit>` element, outside the throttle, so its own "
+        "weight and the CDN's distance are left out of every page alike; every other "
+        "request leaving the loopback is refused"
+        + (f" ({', '.join(blocked)})" if blocked else " (there were none)")
+        + ". *Load* is the navigation's `loadEventEnd`, *element* the first "
+        "`<openai-chatkit>` in the DOM (a MutationObserver added before any script of the "
+        "page: server-rendered markup counts when the parser inserts it), *FCP* the first "
+        "contentful paint, *script requested* when the page asked for the ChatKit script; "
+        "all in ms from the start of the navigation. Bytes are the same-origin responses' "
+        "resource timing up to a quiet network after load (*on the wire*: "
+        "`transferSize`, headers included; *raw*: `decodedBodySize`), with each script's "
+        f"`Content-Encoding`. Versions: {versions}; {data['nginx']}; Node {data['node']}. "
+        f"Builds: {builds}. Load average 1/5/15 min: {load} before the section, "
+        f"{load_measuring} when the loads began (after the builds), {load_after} after "
+        f"them, on {os.cpu_count()} cores shared with other "
+        "work: the absolute times move with that load; the pages were measured side by "
+        "side, so the ratios are the figures to read.\n\n"
+        + table(
+            [
+                "Page",
+                "JS on the wire",
+                "JS raw",
+                "JS files",
+                "JS encodings",
+                "HTML on the wire",
+                "All on the wire",
+                "Requests",
+                "Failed (≥ 400)",
+            ],
+            bytes_rows,
+        )
+        + "\n\n"
+        + table(
+            [
+                "Page",
+                "Load",
+                "Element",
+                "FCP",
+                "Fast 3G: load",
+                "Fast 3G: element",
+                "Fast 3G: FCP",
+                "Fast 3G: script requested",
+            ],
+            time_rows,
+        )
+        + (
+            f"\n\nOurs ÷ reference, same run (below 1.00{X} is ours first or smaller):\n\n"
+            + table(
+                ["Pages", "Network", "Load", "Element", "FCP", "JS on the wire", "All on the wire"],
+                ratio_rows,
+            )
+            if ratio_rows
+            else ""
+        )
+    )
+
+
+def ratio_of(mine: dict[str, Any], theirs: dict[str, Any], name: str) -> float:
+    return mine[name] / theirs[name] if theirs[name] else math.nan
