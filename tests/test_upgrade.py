@@ -1,5 +1,8 @@
-"""Regenerating to compare upgrades: recorded answers, replay, byte-identical output,
-cruft end to end on a real template history, and the project's `make upgrade-diff`.
+"""Upgrades: recorded answers and template commit, replay, byte-identical output, and
+a user's life on a real template history: a project generated at commit A, the edits
+users make, a commit B that changes plumbing and one default the user edited, then
+`cruft update` and `make upgrade-diff APPLY=1`. Every edit stays, the plumbing arrives,
+the one overlap is a conflict, and the project's tests pass after it.
 """
 
 from __future__ import annotations
@@ -8,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -60,16 +62,6 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
             f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
         )
     return result.stdout + result.stderr
-
-
-def commit_template_v2(template: Path) -> str:
-    """A second template commit that changes a generated file; returns its sha."""
-    env_example = template / PROJECT_DIR / ".env.example"
-    text = env_example.read_text()
-    assert ENV_COMMENT in text
-    env_example.write_text(text.replace(ENV_COMMENT, ENV_COMMENT_V2))
-    git(template, "commit", "-q", "-am", "template v2: explain DEBUG")
-    return git(template, "rev-parse", "HEAD").strip()
 
 
 # --- recorded answers, replay, determinism ---------------------------------------------
@@ -158,140 +150,348 @@ def test_same_answers_and_commit_give_the_same_bytes(snapshot: Path, tmp_path: P
     assert (one.project / ".env").read_text() != (two.project / ".env").read_text()
 
 
-# --- cruft -----------------------------------------------------------------------------
+# --- a user's life: generated at A, edited, upgraded to B ---------------------------------
+
+# (file, text at commit A, what the user makes of it). Each must stay after an upgrade.
+INSTRUCTIONS_A = (
+    '"You are a helpful assistant in a chat app. Answer concisely. Use the tools when they help."'
+)
+USER_INSTRUCTIONS = '"You are the Acme support assistant. Answer in two sentences at most."'
+TEMPLATE_INSTRUCTIONS = '"You are a helpful assistant in a chat app. Answer concisely."'
+USER_TOOL = '''@function_tool
+def order_status(order_id: str) -> str:
+    """Where an Acme order is.
+
+    Args:
+        order_id: The order number.
+    """
+    return f"Order {order_id} shipped yesterday."
 
 
-def test_cruft_create_check_diff_and_update(tmp_path: Path) -> None:
-    cruft = [sys.executable, "-m", "cruft"]
-    template = template_repo(tmp_path / "template")
-    run(
-        [*cruft, "create", str(template), "--no-input", "--output-dir", str(tmp_path / "p")],
-        cwd=tmp_path,
-        env=NO_SMOKE,  # the answers still say run_smoke_test=true
+'''
+USER_ROUTER = """orders = APIRouter()
+
+
+@orders.get("/api/orders/{order_id}")
+async def order(order_id: str) -> dict[str, str]:
+    return {"order": order_id, "status": "shipped"}
+
+
+ROUTERS: list[APIRouter] = [orders]
+"""
+USER_TESTS = '''"""Our own: the order route and the order tool."""
+
+import httpx
+
+from tests.chatkit_client import ChatKitClient
+from tests.conftest import BackendFactory
+
+
+def test_the_order_route(backend: BackendFactory) -> None:
+    with backend() as url:
+        assert httpx.get(f"{url}/api/orders/42").json() == {"order": "42", "status": "shipped"}
+
+
+def test_the_order_tool(backend: BackendFactory) -> None:
+    with backend() as url, ChatKitClient(url) as browser:
+        turn = browser.create_thread('/tool order_status {"order_id": "42"}')
+        assert "Order 42 shipped yesterday." in turn.reply_text
+'''
+GREETING_A = '"greeting": "How can I help you today?"'
+USER_GREETING = '"greeting": "Welcome to Acme support. What is your order number?"'
+USER_INTRO = "Acme's support chat: it answers questions about orders.\n"
+USER_DEPENDENCY = '    "pyyaml>=6",\n'
+USER_ENV = "MODEL_NAME=acme-model\n"
+# What commit B changes that the user never touched.
+HEALTH_A = 'JSONResponse({"status": "ok"})'
+HEALTH_B = 'JSONResponse({"status": "ok", "template": "v2"})'
+README_A = "They run the real app over real HTTP against"
+README_B = "They run the real app (no mocks) over real HTTP against"
+PROMPT_A = '"label": "Draft a message"'
+PROMPT_B = '"label": "Write a message"'
+TEMPLATE_TEST = "backend/tests/test_template_v2.py"
+TEMPLATE_TEST_TEXT = '''"""Added by the template after the project was generated."""
+
+import httpx
+
+from tests.conftest import BackendFactory
+
+
+def test_health_names_the_template_version(backend: BackendFactory) -> None:
+    with backend() as url:
+        assert httpx.get(f"{url}/health").json() == {"status": "ok", "template": "v2"}
+'''
+# The upgraded project's own tests that the edits and commit B touch.
+PROJECT_TESTS = ["tests/test_ours.py", "tests/test_extensions.py", "tests/test_template_v2.py"]
+CONFLICT = re.compile(r"<<<<<<< [^\n]*\n(.*?)=======\n(.*?)>>>>>>> [^\n]*\n", re.S)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path.name} no longer holds {old!r}: update this test"
+    path.write_text(text.replace(old, new, 1))
+
+
+def commit_template_b(template: Path) -> str:
+    """Plumbing the user never touches, one default the user does, a new test."""
+    project = template / PROJECT_DIR
+    edit(project / ".env.example", ENV_COMMENT, ENV_COMMENT_V2)
+    edit(project / "backend" / "app" / "routes.py", HEALTH_A, HEALTH_B)
+    edit(project / "README.md", README_A, README_B)
+    edit(project / "frontends" / "shared" / "site.config.json", PROMPT_A, PROMPT_B)
+    edit(project / "backend" / "app" / "extensions.py", INSTRUCTIONS_A, TEMPLATE_INSTRUCTIONS)
+    (project / TEMPLATE_TEST).write_text(TEMPLATE_TEST_TEXT)
+    git(template, "add", "-A")
+    git(template, "commit", "-q", "-m", "template B")
+    return git(template, "rev-parse", "HEAD").strip()
+
+
+def make_user_edits(project: Path) -> None:
+    """What users change in their first weeks, each through the user's side."""
+    extensions = project / "backend" / "app" / "extensions.py"
+    edit(extensions, INSTRUCTIONS_A, USER_INSTRUCTIONS)
+    edit(extensions, "# The agent's function tools.", USER_TOOL + "# The agent's function tools.")
+    edit(
+        extensions,
+        "TOOLS: list[Tool] = [current_time]",
+        "TOOLS: list[Tool] = [current_time, order_status]",
     )
-    project = tmp_path / "p" / "my_chatkit_app"
-    assert (
-        json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"][
-            "run_smoke_test"
-        ]
-        is True
+    edit(extensions, "ROUTERS: list[APIRouter] = []\n", USER_ROUTER)
+    (project / "backend" / "tests" / "test_ours.py").write_text(USER_TESTS)
+    edit(project / "frontend" / "site.config.json", GREETING_A, USER_GREETING)
+    readme = project / "README.md"
+    description = DEFAULTS["description"] + "\n"
+    edit(readme, description, USER_INTRO)
+    edit(
+        project / "backend" / "pyproject.toml",
+        '    "python-multipart',
+        USER_DEPENDENCY + '    "python-multipart',
     )
-    secret_env = (project / ".env").read_text()
-    git(project, "init", "-q", "-b", "main")
+    with (project / ".env").open("a") as env:
+        env.write(USER_ENV)
+
+
+def assert_user_edits_kept(project: Path) -> None:
+    extensions = (project / "backend" / "app" / "extensions.py").read_text()
+    assert USER_INSTRUCTIONS in extensions
+    assert USER_TOOL in extensions and "[current_time, order_status]" in extensions
+    assert USER_ROUTER in extensions
+    assert (project / "backend" / "tests" / "test_ours.py").read_text() == USER_TESTS
+    assert USER_GREETING in (project / "frontend" / "site.config.json").read_text()
+    assert USER_INTRO in (project / "README.md").read_text()
+    assert USER_DEPENDENCY in (project / "backend" / "pyproject.toml").read_text()
+    assert (project / ".env").read_text().endswith(USER_ENV)
+
+
+def assert_plumbing_arrived(project: Path) -> None:
+    assert ENV_COMMENT_V2 in (project / ".env.example").read_text()
+    assert HEALTH_B in (project / "backend" / "app" / "routes.py").read_text()
+    assert README_B in (project / "README.md").read_text()
+    assert PROMPT_B in (project / "frontend" / "site.config.json").read_text()
+    assert (project / TEMPLATE_TEST).read_text() == TEMPLATE_TEST_TEXT
+
+
+def take_the_users_side(path: Path) -> None:
+    """The one conflict: both sides are shown; the user keeps their instructions."""
+    text = path.read_text()
+    [(ours, theirs)] = CONFLICT.findall(text)
+    assert USER_INSTRUCTIONS in ours and TEMPLATE_INSTRUCTIONS in theirs
+    path.write_text(CONFLICT.sub(lambda match: match.group(1), text))
+
+
+def run_project_tests(project: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PROJECT_TESTS],
+        cwd=project / "backend",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+def commit_all(project: Path, message: str) -> None:
     git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    assert "up to date" in run([*cruft, "check"], cwd=project)
+    git(project, "commit", "-q", "-m", message)
 
-    # The user's own change, committed (cruft update wants a clean tree).
-    with (project / "README.md").open("a") as readme:
-        readme.write("\n" + USER_NOTE)
-    git(project, "commit", "-q", "-am", "our notes")
 
-    new_commit = commit_template_v2(template)
-    check = subprocess.run(
-        [*cruft, "check"], cwd=project, capture_output=True, text=True, env=tool_env()
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, str]:
+    """(the template repository at B, a checkout of A beside it, commit A, commit B)."""
+    root = tmp_path_factory.mktemp("history")
+    template = template_repo(root / "template")
+    commit_a = git(template, "rev-parse", "HEAD").strip()
+    at_a = root / "template-at-a"
+    git(template, "worktree", "add", "--detach", "-q", str(at_a), commit_a)
+    commit_b = commit_template_b(template)
+    return template, at_a, commit_a, commit_b
+
+
+def statuses(listing: str) -> dict[str, str]:
+    found = re.findall(r"^  (clean|merged|conflicting|added|deleted) +(\S+)", listing, re.M)
+    return {path: status for status, path in found}
+
+
+def upgrade_diff(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "scripts/upgrade_diff.py", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        timeout=600,
+        check=False,
     )
-    assert check.returncode == 1 and "out of date" in check.stdout, check.stdout
-
-    # From here on, no skip variable: the hook must recognise cruft's re-rendering itself.
-    # Offline, any install attempt would fail with a warning in the output.
-    started = time.perf_counter()
-    diff = run([*cruft, "diff"], cwd=project, env=OFFLINE)
-    assert diff.startswith("diff --git"), f"the hook printed into cruft diff:\n{diff[:500]}"
-    assert "+Production runs on three replicas." not in diff  # old template vs the user's
-    assert "Production runs on three replicas." in diff
-    assert ".env\n" not in diff and ".cookiecutter.json" not in diff
-
-    update = run([*cruft, "update", "--skip-apply-ask"], cwd=project, env=OFFLINE)
-    seconds = time.perf_counter() - started
-    assert "has been updated" in update, update
-    for noise in ("Checking the new project", "WARNING:", "smoke [", "install the backend"):
-        assert noise not in diff + update, f"the hook ran its generation steps: {noise!r}"
-
-    env_example = (project / ".env.example").read_text()
-    assert ENV_COMMENT_V2 in env_example, "the template's change was applied"
-    assert USER_NOTE in (project / "README.md").read_text(), "the user's edit was kept"
-    assert (project / ".env").read_text() == secret_env, "the project's secret is untouched"
-    assert not (project / "backend" / ".venv").exists()
-    assert json.loads((project / ".cruft.json").read_text())["commit"] == new_commit
-    assert not list(project.rglob("*.rej"))
-    assert seconds < 30, f"cruft diff + update took {seconds:.1f} s: did the hook install?"
-    assert "up to date" in run([*cruft, "check"], cwd=project)
 
 
-# --- make upgrade-diff -----------------------------------------------------------------
-
-
-def test_upgrade_diff_shows_template_changes_and_user_edits(tmp_path: Path) -> None:
-    template = template_repo(tmp_path / "template")
-    first_commit = git(template, "rev-parse", "HEAD").strip()
-    project = generate(tmp_path / "out", template=template, frontend="none").project
-    with (project / "README.md").open("a") as readme:
-        readme.write("\n" + USER_NOTE)
-    (project / "notes.txt").write_text("ours\n")
-    # Local-only things the diff must ignore.
+def test_upgrade_diff_merges_the_template_onto_a_users_edits(
+    history: tuple[Path, Path, str, str], tmp_path: Path
+) -> None:
+    template, at_a, commit_a, commit_b = history
+    generated = generate(tmp_path / "out", template=at_a, frontend="vite")
+    assert generated.status == 0, generated.output
+    project = generated.project
+    assert json.loads((project / ".cookiecutter.json").read_text())["template_commit"] == commit_a
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "generated")
+    make_user_edits(project)
+    # Local-only things, never compared.
     (project / "backend" / ".venv" / "lib").mkdir(parents=True)
     (project / "backend" / ".venv" / "lib" / "x.py").write_text("x = 1\n")
-    (project / "backend" / "my_chatkit_app.db").write_bytes(b"SQLite format 3\0")
-    (project / "node_modules").mkdir()
-    commit_template_v2(template)
-    script = [sys.executable, "scripts/upgrade_diff.py", "--template", str(template)]
+    (project / "backend" / "chat.db").write_bytes(b"SQLite format 3\0")
+    commit_all(project, "our edits")
 
-    latest = subprocess.run(script, cwd=project, capture_output=True, text=True, env=tool_env())
-    assert latest.returncode == 0, latest.stderr
-    patch = latest.stdout
-    assert f"-{ENV_COMMENT}\n+{ENV_COMMENT_V2}\n" in patch
-    assert "-Production runs on three replicas.\n" in patch
-    for ignored in (".env\n", ".venv", ".db", "node_modules"):
-        assert ignored not in patch
-    assert "Only in your project (1):\n  notes.txt" in latest.stderr
+    dry = upgrade_diff(project, "--template", str(template))
+    assert dry.returncode == 1, dry.stdout + dry.stderr
+    assert f"from {commit_a[:12]}" in dry.stdout and f"to {commit_b[:12]}" in dry.stdout
+    assert statuses(dry.stdout) == {
+        "backend/app/extensions.py": "conflicting",
+        ".env.example": "clean",
+        "backend/app/routes.py": "clean",
+        "README.md": "merged",
+        "frontend/site.config.json": "merged",
+        TEMPLATE_TEST: "added",
+    }
+    assert "Dry run: nothing written" in dry.stdout
+    assert git(project, "status", "--porcelain") == "", "a dry run writes nothing"
 
-    pinned = subprocess.run(
-        [*script, "--checkout", first_commit],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=tool_env(),
-    )
-    assert pinned.returncode == 0, pinned.stderr
-    assert ENV_COMMENT_V2 not in pinned.stdout, "the pinned ref predates the change"
-    assert "-Production runs on three replicas.\n" in pinned.stdout
-
-    # The patch applies: afterwards the project is what the latest template generates.
-    git(project, "init", "-q")
-    subprocess.run(["git", "apply"], input=patch, cwd=project, text=True, check=True)
-    again = subprocess.run(
-        [*script, "--exit-code"], cwd=project, capture_output=True, text=True, env=tool_env()
-    )
-    assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
-
-
-def test_make_upgrade_diff_passes_template_and_checkout(tmp_path: Path) -> None:
-    template = template_repo(tmp_path / "template")
-    first_commit = git(template, "rev-parse", "HEAD").strip()
-    project = generate(tmp_path / "out", template=template, frontend="none").project
-    commit_template_v2(template)
-    result = subprocess.run(
-        ["make", "upgrade-diff", f"TEMPLATE={template}", f"PYTHON={sys.executable}"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=tool_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    assert f"+{ENV_COMMENT_V2}" in result.stdout
-    pinned = subprocess.run(
+    applied = subprocess.run(
         [
             "make",
             "upgrade-diff",
             f"TEMPLATE={template}",
-            f"CHECKOUT={first_commit}",
+            "CHECKOUT=main",
+            "APPLY=1",
             f"PYTHON={sys.executable}",
         ],
         cwd=project,
         capture_output=True,
         text=True,
         env=tool_env(),
+        timeout=600,
+        check=False,
     )
-    assert pinned.returncode == 0, pinned.stderr
-    assert pinned.stdout == "" and "No differences" in pinned.stderr
+    assert applied.returncode != 0, "a conflict remains: the exit says so"
+    assert "1 file(s) conflict" in applied.stderr, applied.stdout + applied.stderr
+    assert_user_edits_kept(project)
+    assert_plumbing_arrived(project)
+    assert json.loads((project / ".cookiecutter.json").read_text())["template_commit"] == commit_b
+    assert (project / "backend" / ".venv" / "lib" / "x.py").read_text() == "x = 1\n"
+    assert not list(project.rglob("*.rej")) and not list(project.rglob("*.orig"))
+
+    take_the_users_side(project / "backend" / "app" / "extensions.py")
+    run_project_tests(project)
+    again = upgrade_diff(project, "--template", str(template))
+    assert again.returncode == 0 and "Nothing to merge" in again.stdout, again.stdout
+
+
+def test_cruft_update_keeps_the_edits_and_leaves_the_conflict_marked(
+    history: tuple[Path, Path, str, str], tmp_path: Path
+) -> None:
+    template, _, commit_a, commit_b = history
+    cruft = [sys.executable, "-m", "cruft"]
+    run(
+        [
+            *cruft,
+            "create",
+            str(template),
+            "--checkout",
+            commit_a,
+            "--no-input",
+            "--output-dir",
+            str(tmp_path / "p"),
+            "--extra-context",
+            '{"frontend": "vite"}',
+        ],
+        cwd=tmp_path,
+        env=NO_SMOKE,  # the answers still say run_smoke_test=true
+    )
+    project = tmp_path / "p" / "my_chatkit_app"
+    assert json.loads((project / ".cookiecutter.json").read_text())["template_commit"] == commit_a
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "generated")
+    make_user_edits(project)
+    commit_all(project, "our edits")  # cruft update wants a clean tree
+    secret_env = (project / ".env").read_text()
+
+    # From here on, no skip variable: the hook must recognise cruft's re-rendering itself.
+    # Offline, any install attempt would fail with a warning in the output.
+    diff = run([*cruft, "diff"], cwd=project, env=OFFLINE)
+    # `cruft diff` shows your edits against the template you have, not what changed in it.
+    assert f"-{USER_INTRO}" in diff and f"+{DEFAULTS['description']}" in diff
+    assert ENV_COMMENT_V2 not in diff
+    update = run(
+        [*cruft, "update", "--skip-apply-ask", "--checkout", "main"], cwd=project, env=OFFLINE
+    )
+    for noise in ("Checking the new project", "WARNING:", "smoke [", "install the backend"):
+        assert noise not in diff + update, f"the hook ran its generation steps: {noise!r}"
+    # What the README says cruft does: conflict markers in a git repository, and still
+    # "Good work!" with exit 0 (run() fails the test on any other exit).
+    assert "Good work!" in update
+    assert_user_edits_kept(project)
+    assert_plumbing_arrived(project)
+    assert (project / ".env").read_text() == secret_env, "the project's secret is untouched"
+    assert not (project / "backend" / ".venv").exists()
+    assert json.loads((project / ".cruft.json").read_text())["commit"] == commit_b
+    assert json.loads((project / ".cookiecutter.json").read_text())["template_commit"] == commit_b
+    take_the_users_side(project / "backend" / "app" / "extensions.py")
+    run_project_tests(project)
+
+
+def test_upgrade_diff_on_an_unedited_project_has_nothing_to_merge(
+    history: tuple[Path, Path, str, str], tmp_path: Path
+) -> None:
+    template, _, _, commit_b = history
+    project = generate(tmp_path / "out", template=template, frontend="none").project
+    assert json.loads((project / ".cookiecutter.json").read_text())["template_commit"] == commit_b
+    before = tracked_files(project)
+    result = upgrade_diff(project, "--template", str(template))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Nothing to merge" in result.stdout
+    assert tracked_files(project) == before
+
+
+def test_upgrade_diff_errors_name_the_problem_and_the_fix(
+    history: tuple[Path, Path, str, str], tmp_path: Path
+) -> None:
+    template, _, _, _ = history
+    project = generate(tmp_path / "out", template=template, frontend="none").project
+    answers_file = project / ".cookiecutter.json"
+    recorded = json.loads(answers_file.read_text())
+
+    def error(*args: str) -> str:
+        result = upgrade_diff(project, *args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        [line] = result.stderr.strip().splitlines()
+        return line
+
+    assert "TEMPLATE=" in error()
+    assert "cannot be cloned" in error("--template", str(tmp_path / "nowhere"))
+    assert "not in the template" in error("--template", str(template), "--base", "0" * 40)
+    del recorded["template_commit"]
+    answers_file.write_text(json.dumps(recorded))
+    assert "records no template_commit" in error("--template", str(template))
+    assert "BASE=<commit>" in error("--template", str(template))
+    answers_file.unlink()
+    assert ".cookiecutter.json is missing" in error("--template", str(template))
