@@ -2,9 +2,6 @@ import type { StartScreenPrompt } from "@openai/chatkit-react";
 import site from "../../site.config.json";
 import { CONFIGURED_API_URL, CONFIGURED_DOMAIN_KEY } from "./public-env";
 
-/** The ChatKit UI script. It is only served by OpenAI's CDN; no npm package bundles it. */
-export const CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js";
-
 /** Where a deployed domain is registered to get its domain key. */
 export const DOMAIN_ALLOWLIST_URL =
   "https://platform.openai.com/settings/organization/security/domain-allowlist";

@@ -13,12 +13,6 @@ declare global {
   }
 }
 
-/** Reports a failed load of the CDN script, for pages that add the script tag themselves. */
-export function markChatKitScriptFailed(): void {
-  window[FAILED_FLAG] = true;
-  window.dispatchEvent(new Event(FAILED_EVENT));
-}
-
 /** Whether the CDN script has defined <openai-chatkit>, failed, or is taking too long. */
 export function useChatKitScript(timeoutMs = 20_000): ScriptStatus {
   const [status, setStatus] = useState<ScriptStatus>("loading");
