@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from tests.browser_support.frontend_build import FrontendBuild, free_port
+from tests.browser_support.nginx import nginx_command
 
 # A stream long enough to tell "incremental" from "all at the end": the fake's default
 # reply is ~50 characters, so ~12 deltas 0.15 s apart.
@@ -154,7 +155,8 @@ class Stack:
             )
             api.wait_until_up(f"{self.backend_url}/health")
             # FRONTEND_SERVER_MODE=dev runs `next dev` / `vite` instead of the production
-            # servers (the build-time variables then come from this environment).
+            # servers, `next start` and nginx (the build-time variables then come from this
+            # environment).
             dev = os.environ.get("FRONTEND_SERVER_MODE") == "dev"
             command = self._server_command(build.frontend_dir, build.port, dev)
             web = self._start(
@@ -200,9 +202,11 @@ class Stack:
         if self.build.kind == "nextjs":
             mode = "dev" if dev else "start"
             return ["node", str(bin_dir / "next"), mode, "-H", "127.0.0.1", "-p", str(port)]
-        mode_args = [] if dev else ["preview"]
-        host_args = ["--host", "127.0.0.1", "--port", str(port), "--strictPort"]
-        return ["node", str(bin_dir / "vite"), *mode_args, *host_args]
+        if dev:
+            host_args = ["--host", "127.0.0.1", "--port", str(port), "--strictPort"]
+            return ["node", str(bin_dir / "vite"), *host_args]
+        # The production build as the image serves it: its nginx config, in Debian's nginx.
+        return nginx_command(frontend, self.backend_url, port, self.workdir / f"nginx-{port}")
 
     def _start(
         self, name: str, command: list[str], cwd: Path, env: dict[str, str], workdir: Path
