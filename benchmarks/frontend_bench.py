@@ -101,6 +101,7 @@ COLLECT = """
   }));
   return {
     load: nav.loadEventEnd,
+    responseStart: nav.responseStart,
     domContentLoaded: nav.domContentLoadedEventEnd,
     element: window.__benchElementAt ?? null,
     fcp: paint ? paint.startTime : null,
@@ -377,6 +378,7 @@ def summarize(
         "element_ms": data["element"],
         "fcp_ms": data["fcp"],
         "dcl_ms": data["domContentLoaded"],
+        "ttfb_ms": data["responseStart"],
         "script_requested_ms": chatkit[0]["start"] if chatkit else None,
         "js_transfer": sum(entry["transfer"] for entry in scripts),
         "js_encoded": sum(entry["encoded"] for entry in scripts),
@@ -389,6 +391,16 @@ def summarize(
         "requests": 1 + len(own),
         "failed": sorted(url for url, status in statuses.items() if status >= 400),
         "blocked": sorted(set(blocked)),
+        # Each script (path, on the wire, raw, encoding), for reading what the bytes are.
+        "scripts": [
+            [
+                entry["url"][len(origin) :],
+                entry["transfer"],
+                entry["decoded"],
+                encodings.get(entry["url"], "?"),
+            ]
+            for entry in scripts
+        ],
     }
 
 
@@ -424,6 +436,7 @@ MEDIANS = (
     "element_ms",
     "fcp_ms",
     "dcl_ms",
+    "ttfb_ms",
     "script_requested_ms",
     "js_transfer",
     "js_encoded",
