@@ -1007,6 +1007,7 @@ def frontend_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         time_rows.append(
             [
                 target["label"],
+                page_ms(fastest["ttfb_ms"]),
                 page_ms(fastest["load_ms"]),
                 page_ms(fastest["element_ms"]),
                 page_ms(fastest["fcp_ms"]),
@@ -1084,7 +1085,8 @@ def frontend_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         + ". *Load* is the navigation's `loadEventEnd`, *element* the first "
         "`<openai-chatkit>` in the DOM (a MutationObserver added before any script of the "
         "page: server-rendered markup counts when the parser inserts it), *FCP* the first "
-        "contentful paint, *script requested* when the page asked for the ChatKit script; "
+        "contentful paint, *script requested* when the page asked for the ChatKit script, "
+        "*first byte* the HTML's `responseStart` (the server's time to answer); "
         "all in ms from the start of the navigation. Bytes are the same-origin responses' "
         "resource timing up to a quiet network after load (*on the wire*: "
         "`transferSize`, headers included; *raw*: `decodedBodySize`), with each script's "
@@ -1112,6 +1114,7 @@ def frontend_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         + table(
             [
                 "Page",
+                "First byte",
                 "Load",
                 "Element",
                 "FCP",
