@@ -17,13 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import struct
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +123,13 @@ class Page:
         self.held: list[Any] = []
         self.held_failed = False
         context.route("**/*", self._route)
+        # Every Content-Security-Policy violation the page sees (enforced or report-only).
+        context.add_init_script(
+            "window.__cspViolations = [];"
+            " document.addEventListener('securitypolicyviolation', (e) =>"
+            " window.__cspViolations.push({directive: e.effectiveDirective,"
+            " blocked: e.blockedURI, disposition: e.disposition}));"
+        )
         self.script = script
         self.page = context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
@@ -191,7 +201,8 @@ class Page:
 
     def wait_for(self, expression: str, what: str, timeout: int = TIMEOUT_MS) -> None:
         try:
-            self.page.wait_for_function(expression, timeout=timeout)
+            # As a function: a string expression would be eval'd, which the enforced CSP refuses.
+            self.page.wait_for_function(f"() => ({expression})", timeout=timeout)
         except Exception as error:
             raise AssertionError(
                 f"timed out waiting for {what}: {error}\n{self.diagnostics()}"
@@ -222,6 +233,10 @@ class Page:
             f"{turns}.length > {count} && {turns}[{count}].done", f"the reply to {text!r}"
         )
         return self.record()["turns"][count]
+
+    def csp_violations(self) -> list[dict[str, str]]:
+        violations: list[dict[str, str]] = self.page.evaluate("window.__cspViolations")
+        return violations
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -526,6 +541,8 @@ def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_
     assert headers["content-disposition"].startswith("inline")
     page.screenshot("attachment")
 
+    assert page.csp_violations() == [], "the page's policy got in the attachment's way"
+
     # Another browser is another user: the preview is not there for it.
     other = new_page().open()
     assert fetch_in_page(other, attachment["preview_url"])["status"] == 404
@@ -546,3 +563,223 @@ def test_without_the_policy_the_chat_works_without_attachments(stack: Stack, new
         turn = page.send("hello without files")
     assert turn["error"] is None and turn["attachments"] == [], page.diagnostics()
     assert "attachments" not in page.record()["options"]["composer"]
+
+
+# --- on the wire: compression, headers, caching, the widget in the first HTML ---------------
+
+CDN_ORIGIN = "https://cdn.platform.openai.com"
+PAGE_HEADERS = {
+    "x-frame-options": "SAMEORIGIN",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "strict-origin-when-cross-origin",
+}
+ALWAYS_ENFORCED = {"frame-ancestors": ["'self'"], "object-src": ["'none'"], "base-uri": ["'self'"]}
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """A plain GET from outside the browser (no Accept-Encoding): status, headers, body."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw, body = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw, body = error.code, error.headers, error.read()
+    return status, {name.lower(): value for name, value in raw.items()}, body
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    parsed: dict[str, list[str]] = {}
+    for part in policy.split(";"):
+        words = part.split()
+        if words:
+            parsed[words[0]] = words[1:]
+    return parsed
+
+
+def assert_full_policy(policy: str) -> None:
+    """The policy the ChatKit widget needs: its script and frame from the CDN, requests to
+    the page's own origin, nothing else by default."""
+    found = directives(policy)
+    assert found["default-src"] == ["'self'"], policy
+    assert CDN_ORIGIN in found["script-src"] and "'self'" in found["script-src"], policy
+    assert found["frame-src"] == [CDN_ORIGIN], policy
+    assert "'self'" in found["connect-src"], policy
+    for name, value in ALWAYS_ENFORCED.items():
+        assert found[name] == value, policy
+
+
+class HeadTags(HTMLParser):
+    """The elements of the document head, in order, and whether <openai-chatkit> is in the body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head: list[tuple[str, dict[str, str | None], str]] = []
+        self.in_head = False
+        self.widget_in_body = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "head":
+            self.in_head = True
+        elif self.in_head:
+            self.head.append((tag, dict(attrs), ""))
+        elif tag == "openai-chatkit":
+            self.widget_in_body = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self.in_head = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_head and self.head and self.head[-1][0] == "script":
+            tag, attrs, text = self.head[-1]
+            self.head[-1] = (tag, attrs, text + data)
+
+
+def distinct(violations: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [dict(items) for items in dict.fromkeys(tuple(v.items()) for v in violations)]
+
+
+def test_assets_arrive_compressed(stack: Stack, new_page: Any) -> None:
+    page = new_page()
+    responses: list[Any] = []
+    page.page.on("response", lambda response: responses.append(response))
+    page.open()
+    assets = [
+        response
+        for response in responses
+        if response.url.startswith(page.origin + "/")
+        and response.request.resource_type in ("script", "stylesheet")
+    ]
+    kinds = {response.request.resource_type for response in assets}
+    assert kinds == {"script", "stylesheet"}, [response.url for response in responses]
+    wire = decoded = 0
+    for response in assets:
+        encoding = response.all_headers().get("content-encoding")
+        assert encoding in ("gzip", "br"), (
+            f"{response.url} arrived with Content-Encoding {encoding}"
+        )
+        wire += response.request.sizes()["responseBodySize"]
+        decoded += len(response.body())
+    assert wire < decoded, f"{wire} bytes on the wire for {decoded} bytes of JS and CSS"
+
+
+def test_chat_stream_through_the_proxy_is_neither_compressed_nor_buffered(
+    stack: Stack, new_page: Any
+) -> None:
+    """The proxy compresses pages, not chat events: they arrive one by one, as sent."""
+    page = new_page()
+    streams: list[Any] = []
+
+    def on_response(response: Any) -> None:
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            streams.append(response)
+
+    page.page.on("response", on_response)
+    page.open()
+    # The policy re-renders the composer: send after it (a fill before could be lost).
+    page.wait_for("window.__chatkitStandIn.options.composer.attachments", "the policy")
+    turn = page.send("stream this one")
+    assert turn["error"] is None, page.diagnostics()
+    assert [response.url for response in streams] == [stack.build.api_url]
+    headers = streams[0].all_headers()
+    assert headers.get("content-encoding", "identity") == "identity", headers
+    assert "no-transform" in headers.get("cache-control", ""), headers
+    arrivals = [delta["ms"] for delta in turn["deltas"]]
+    assert len(arrivals) >= 5, turn
+    # One event per fake chunk, each at its own time (a buffer would deliver them together).
+    assert len(set(arrivals)) >= len(arrivals) // 2 + 1, f"deltas arrived at {arrivals}"
+    assert 'you said "stream this one"' in turn["assistantText"]
+
+
+def test_page_responses_carry_the_security_headers(stack: Stack) -> None:
+    """On the keyed build (CSP_ENFORCE=1) the full policy is enforced; on the default build it
+    is report-only, with frame-ancestors, object-src and base-uri enforced all the same."""
+    for path in ("/", "/favicon.ico", "/no-such-page"):
+        status, headers, _ = http_get(stack.frontend_url + path)
+        assert status in (200, 404), (path, status)
+        for name, value in PAGE_HEADERS.items():
+            assert headers.get(name) == value, (path, name, headers)
+        assert "camera=()" in headers.get("permissions-policy", ""), (path, headers)
+        assert "microphone" not in headers["permissions-policy"], "the widget's dictation needs it"
+        assert_full_policy(headers["content-security-policy"])
+        assert "content-security-policy-report-only" not in headers, (path, headers)
+        assert "strict-transport-security" not in headers, f"HSTS over plain HTTP on {path}"
+
+    _, https, _ = http_get(stack.frontend_url + "/", {"X-Forwarded-Proto": "https"})
+    hsts = https.get("strict-transport-security", "")
+    assert hsts.startswith("max-age=") and int(hsts.split("=")[1].split(";")[0]) >= 31_536_000
+
+    status, headers, body = http_get(stack.frontend_url + "/favicon.ico")
+    assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+    assert body.lstrip().startswith(b"<svg")
+
+    # The /chatkit proxy keeps the backend's own headers (attachment previews have theirs).
+    status, headers, _ = http_get(stack.frontend_url + POLICY_PATH)
+    assert status == 200
+    assert "frame-src" not in headers.get("content-security-policy", ""), headers
+
+    _, default, _ = http_get(stack.unkeyed_server() + "/")
+    assert directives(default["content-security-policy"]) == ALWAYS_ENFORCED, default
+    assert_full_policy(default["content-security-policy-report-only"])
+
+
+def test_html_revalidates_and_hashed_assets_are_immutable(stack: Stack) -> None:
+    _, headers, body = http_get(stack.frontend_url + "/")
+    assert "no-cache" in headers.get("cache-control", ""), headers
+    scripts = re.findall(r'<script[^>]+src="(/[^"]+\.js)"', body.decode())
+    assert scripts, body[:2000]
+    for src in scripts:
+        _, asset, _ = http_get(stack.frontend_url + src)
+        cache = asset.get("cache-control", "")
+        assert "immutable" in cache and "max-age=31536000" in cache, (src, cache)
+
+
+def test_the_first_html_has_the_widget_and_asks_for_its_script(stack: Stack) -> None:
+    """The server's HTML: <openai-chatkit> in the body (no second render needed), and in the
+    head a preconnect to the CDN, the loader that records a script failure, then the script."""
+    for url in (stack.frontend_url, stack.unkeyed_server()):
+        _, _, body = http_get(url + "/")
+        tags = HeadTags()
+        tags.feed(body.decode())
+        assert tags.widget_in_body, f"no <openai-chatkit> in the HTML of {url}:\n{body[:3000]!r}"
+        preconnects = [
+            a.get("href") for t, a, _ in tags.head if t == "link" and a.get("rel") == "preconnect"
+        ]
+        assert CDN_ORIGIN in preconnects, tags.head
+        scripts = [(a, text) for t, a, text in tags.head if t == "script"]
+        position = next(
+            (i for i, (a, _) in enumerate(scripts) if a.get("src") == CHATKIT_SCRIPT_URL), None
+        )
+        assert position is not None, f"the ChatKit script is not requested from the head: {scripts}"
+        loaders = [i for i, (a, text) in enumerate(scripts) if "chatkit-script-failed" in text]
+        assert loaders and loaders[0] < position, f"no loader before the script tag: {scripts}"
+        attributes = scripts[position][0]
+        assert "async" in attributes or "defer" in attributes, attributes
+
+
+def test_the_page_works_under_the_enforced_policy(stack: Stack, new_page: Any) -> None:
+    """CSP_ENFORCE=1: the stand-in, served from the CDN address, loads and chats with no
+    violation; the policy is live (a request to an unlisted origin is refused). The default
+    build only reports the same request."""
+    page = new_page().open()
+    page.wait_for("window.__chatkitStandIn.options.composer.attachments", "the policy")
+    with quick_replies(stack):
+        turn = page.send("hello under the policy")
+    assert turn["error"] is None, page.diagnostics()
+    assert page.csp_violations() == [], page.diagnostics()
+    blocked = "https://elsewhere.example/x"
+    script = f"fetch({json.dumps(blocked)}).catch(() => null)"
+    page.page.evaluate(script)
+    page.wait_for("window.__cspViolations.length > 0", "the refused request's violation")
+    # (Chromium may report one refusal more than once: compare the distinct ones.)
+    assert distinct(page.csp_violations()) == [
+        {"directive": "connect-src", "blocked": blocked, "disposition": "enforce"}
+    ]
+
+    reported = new_page(origin=stack.unkeyed_server()).open()
+    assert reported.csp_violations() == [], reported.diagnostics()
+    reported.page.evaluate(script)
+    reported.wait_for("window.__cspViolations.length > 0", "the reported request's violation")
+    assert distinct(reported.csp_violations()) == [
+        {"directive": "connect-src", "blocked": blocked, "disposition": "report"}
+    ]
