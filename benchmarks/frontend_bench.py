@@ -214,86 +214,15 @@ def reference_env() -> dict[str, str]:
 # --- serving --------------------------------------------------------------------------------
 
 
-def nginx_conf(target: Target, backend_url: str, scratch: Path) -> Path:
-    """The image's nginx set-up on this machine: the Dockerfile's `COPY --from=build` lines
-    into /etc/nginx/ mirrored into a prefix, the template filled in as the image's
-    entrypoint does, inside a main config like the image's (no gzip of its own), on a
-    loopback port, its root the build's `dist`."""
-    prefix = scratch / "nginx"
-    for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (prefix / "temp" / name).mkdir(parents=True, exist_ok=True)
-    for source, destination in image_copies(target.directory / "Dockerfile"):
-        if not destination.startswith("/etc/nginx/") or "/templates/" in destination:
-            continue
-        found = target.directory / source
-        into = prefix / destination.removeprefix("/etc/nginx/")
-        if found.is_dir():
-            shutil.copytree(found, into, dirs_exist_ok=True)
-        else:
-            if destination.endswith("/"):
-                into = into / found.name
-            into.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(found, into)
-    template = (target.directory / "nginx.conf.template").read_text()
-    site = (
-        template.replace("${BACKEND_URL}", backend_url)
-        .replace("${UPLOAD_MAX_BODY_SIZE}", "25m")
-        .replace("listen 8080;", f"listen 127.0.0.1:{target.port};")
-        .replace("root /usr/share/nginx/html;", f"root {target.directory / 'dist'};")
-    )
-    (prefix / "default.conf").write_text(site)
-    temp = prefix / "temp"
-    main = f"""
-{"user root;" if os.geteuid() == 0 else ""}
-worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} warn;
-events {{ worker_connections 512; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    keepalive_timeout 65;
-    client_body_temp_path {temp / "client_body"};
-    proxy_temp_path {temp / "proxy"};
-    fastcgi_temp_path {temp / "fastcgi"};
-    uwsgi_temp_path {temp / "uwsgi"};
-    scgi_temp_path {temp / "scgi"};
-    include {prefix / "default.conf"};
-}}
-"""
-    (prefix / "nginx.conf").write_text(main)
-    return prefix
-
-
-def image_copies(dockerfile: Path) -> list[tuple[str, str]]:
-    """(source under the build stage's /app, destination) of each `COPY --from=build`."""
-    copies = []
-    for line in dockerfile.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0] == "COPY" and parts[1] == "--from=build":
-            copies.append((parts[2].removeprefix("/app/"), parts[3]))
-    return copies
-
-
 def serve(target: Target, backend_url: str, scratch: Path) -> None:
+    from tests.browser_support.nginx import nginx_command
     from tests.browser_support.servers import Server
 
     log = scratch / f"serve-{target.directory.name}.log"
     if target.kind == "vite":
-        prefix = nginx_conf(target, backend_url, scratch)
-        command = [
-            NGINX,
-            "-p",
-            str(prefix),
-            "-c",
-            str(prefix / "nginx.conf"),
-            "-e",
-            str(prefix / "error.log"),
-            "-g",
-            "daemon off;",
-        ]
+        # The image's set-up, as the nginx tests run it: the template filled in as its
+        # entrypoint does, the build's nginx/ files, no gzip or modules of nginx's own.
+        command = nginx_command(target.directory, backend_url, target.port, scratch / "nginx")
         env: dict[str, str] = {}
     else:
         command = [

@@ -42,7 +42,7 @@ def test_quick_frontend_section_loads_both_frontends(tmp_path: Path) -> None:
     """Left out of the bare --quick run (npm ci and two production builds): both frontends
     built, served (next start; nginx with the template's config) and loaded in Chromium."""
     report = tmp_path / "BENCHMARKS.md"
-    # About 70 s on 2 busy cores (2026-12-03), mostly npm ci and the builds.
+    # 76 to 191 s on 2 busy cores (2026-12-03), mostly npm ci and the builds.
     command = [PYTHON, "-m", "benchmarks", "--quick", "--only", "frontend", "--output", str(report)]
     run(command, cwd=TEMPLATE, timeout=600)
     text = report.read_text(encoding="utf-8")
