@@ -47,6 +47,8 @@ const isChatKitPath = (url = "") => url === "/chatkit" || url.startsWith("/chatk
 
 function headerMiddleware(headers: Header[]): Connect.NextHandleFunction {
   return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    // As in nginx.conf.template: browsers and tools that ask for /favicon.ico get the SVG.
+    if (req.url === "/favicon.ico") req.url = "/favicon.svg";
     if (!isChatKitPath(req.url)) {
       for (const { key, value } of headers) res.setHeader(key, value);
       if (req.headers["x-forwarded-proto"] === "https") res.setHeader("Strict-Transport-Security", HSTS);
@@ -65,7 +67,7 @@ export function nginxHeaderLines(headers: Header[]): string {
   return lines.join("\n") + "\n";
 }
 
-/** Dev and preview servers send the headers; a build writes them for nginx to nginx/. */
+/** Dev and preview servers send the headers (and answer /favicon.ico); a build writes them to nginx/. */
 export function pageHeadersPlugin(env: Env): Plugin {
   let root = "";
   let building = false;
