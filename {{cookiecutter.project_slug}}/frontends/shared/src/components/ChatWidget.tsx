@@ -19,8 +19,8 @@ export function ChatWidget() {
 
   if (domainKey === null) {
     if (hostname === null) {
-      // Server render without a configured key: the key waits for the hostname, so the
-      // element is in the HTML already but gets its options (from ChatPanel) in the browser.
+      // Server render without a configured key: the key waits for the hostname (local
+      // hosts only get the development key). The HTML holds a bare element until then.
       return (
         <div className="chat-shell" aria-busy="true">
           <openai-chatkit className="chatkit" />
