@@ -3,7 +3,7 @@ changes, and the generated project's own suite runs where running it again tells
 
 Renders differ only in `backend/app/defaults.py`, `.env.example`, the README, the compose
 file, the frontend folder and the CI workflow; the generated tests set provider and store
-per test, over every store and API style. So the full generated suite runs once, on the
+per test, over every store and API style. So the full generated suite runs once (in shards), on the
 defaults; the renders of the other stores (one on a Chat Completions provider, with MCP)
 run the generated tests that read rendered files; and every render gets the checks of
 what its answers change: the template QA (compile, parse, leftovers), ruff, mypy, the
@@ -141,11 +141,45 @@ ANSWER_DEPENDENT_TESTS = ["tests/test_startup.py", "tests/test_provider_table.py
 RENDERED_MARKERS = re.compile(r"\bdefaults\b|\.env\.example|README|load_settings\(\)")
 
 
-@pytest.mark.parametrize("answers", params(FULL_SUITE))
-def test_generated_suite(answers: dict[str, str], tmp_path: Path) -> None:
-    project = render_project(tmp_path / "out", **answers)
-    selection = [] if answers == FULL_SUITE["defaults"] else ANSWER_DEPENDENT_TESTS
-    run([*GENERATED_PYTEST, "-x", *selection], cwd=project / "backend", timeout=900)
+# The defaults' whole suite in shards of about a minute each (measured on an idle
+# machine), so that parallel workers share it; "rest" is every generated test file the
+# other shards do not name, so a new file always runs. A named file that is gone fails.
+DEFAULTS_SHARDS: dict[str, list[str]] = {
+    "stores": ["tests/test_store_contract.py", "tests/test_migrations.py"],
+    "processes": [
+        "tests/test_startup.py",
+        "tests/test_sdk_fixes.py",
+        "tests/test_http.py",
+        "tests/test_s3.py",
+    ],
+    "rest": [],
+}
+
+
+def suite_runs() -> list[pytest.ParameterSet]:
+    runs = [
+        pytest.param(FULL_SUITE["defaults"], shard, id=f"defaults-{shard}")
+        for shard in DEFAULTS_SHARDS
+    ]
+    others = {name: answers for name, answers in FULL_SUITE.items() if name != "defaults"}
+    return runs + [pytest.param(answers, None, id=name) for name, answers in others.items()]
+
+
+def selected_tests(backend: Path, shard: str | None) -> list[str]:
+    if shard is None:
+        return ANSWER_DEPENDENT_TESTS
+    if DEFAULTS_SHARDS[shard]:
+        return DEFAULTS_SHARDS[shard]
+    named = {path for paths in DEFAULTS_SHARDS.values() for path in paths}
+    every = sorted(str(p.relative_to(backend)) for p in (backend / "tests").glob("test_*.py"))
+    return [path for path in every if path not in named]
+
+
+@pytest.mark.parametrize(("answers", "shard"), suite_runs())
+def test_generated_suite(answers: dict[str, str], shard: str | None, tmp_path: Path) -> None:
+    backend = render_project(tmp_path / "out", **answers) / "backend"
+    selection = selected_tests(backend, shard)
+    run([*GENERATED_PYTEST, "-x", *selection], cwd=backend, timeout=900)
 
 
 def test_answer_dependent_tests_are_the_ones_reading_rendered_files() -> None:
