@@ -181,8 +181,8 @@ def build_ours(kind: str, scratch: Path) -> Target:
     target.build_seconds["build"] = run_step(
         target.label, ["npm", "run", "build"], directory, env, log
     )
-    package = "next" if kind == "nextjs" else "vite"
-    target.versions[package] = package_version(directory, package)
+    for package in ("next" if kind == "nextjs" else "vite", "react", "@openai/chatkit-react"):
+        target.versions[package] = package_version(directory, package)
     return target
 
 
@@ -199,7 +199,8 @@ def build_reference(name: str, source: Path, scratch: Path) -> Target:
     target.build_seconds["next build"] = run_step(
         name, ["node", "node_modules/.bin/next", "build"], directory, reference_env(), log
     )
-    target.versions["next"] = package_version(directory, "next")
+    for package in ("next", "react", "@openai/chatkit-react"):
+        target.versions[package] = package_version(directory, package)
     return target
 
 
