@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.common import fake_provider, median, ratio, render, say
+from benchmarks.common import TEMPLATE, fake_provider, median, ratio, render, say
 from benchmarks.stream_bench import generated_service
 from reliability.harness import free_port
 
@@ -154,6 +154,19 @@ def run_step(name: str, command: list[str], cwd: Path, env: dict[str, str], log:
             f"{name}: `{' '.join(command)}` exited {result.returncode}:\n{log.read_text()[-6000:]}"
         )
     return time.perf_counter() - started
+
+
+def template_state() -> str:
+    """The template's commit when the frontends are rendered (others may commit meanwhile)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=TEMPLATE, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "{{cookiecutter.project_slug}}", "hooks")
+    commit = git("rev-parse", "--short", "HEAD")
+    return commit + (" with uncommitted changes" if changed else "")
 
 
 def package_version(directory: Path, package: str) -> str:
@@ -400,6 +413,7 @@ def run(
     references = references or {}
     load_before = os.getloadavg()
     started = time.perf_counter()
+    rendered_from = template_state()
     targets = [build_ours("nextjs", scratch), build_ours("vite", scratch)]
     targets += [build_reference(name, path, scratch) for name, path in references.items()]
     build_seconds = time.perf_counter() - started
@@ -435,6 +449,7 @@ def run(
             ["node", "--version"], capture_output=True, text=True, check=False
         ).stdout.strip(),
         "build_seconds_total": build_seconds,
+        "rendered_from": rendered_from,
         "load_before": load_before,
         "load_measuring": load_measuring,
         "load_after": os.getloadavg(),

@@ -1062,7 +1062,13 @@ def frontend_section(data: dict[str, Any], goals: list[list[str]]) -> str:
     load_after = "/".join(f"{value:.2f}" for value in data["load_after"])
     return (
         "## 8. The page\n\n"
-        "Both generated frontends built for production once in this run (`npm ci`, "
+        "Both generated frontends"
+        + (
+            f", rendered from template commit {data['rendered_from']},"
+            if "rendered_from" in data
+            else ""
+        )
+        + " built for production once in this run (`npm ci`, "
         "`npm run build`, a domain key set, the API URL left same-origin): Next.js served by "
         "`next start`, Vite's `dist` by Debian's nginx running the template's "
         "`nginx.conf.template` filled in as the image's entrypoint does (inside a main "
