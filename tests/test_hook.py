@@ -359,7 +359,9 @@ def alive(pid: int) -> bool:
 
 
 FAKE_NPM = """#!/bin/sh
-# Stands in for `npm run dev`: records itself and a child, then waits like a dev server.
+# Stands in for `npm ci` (makes node_modules) and `npm run dev`: records itself and a
+# child, then waits like a dev server.
+if [ "$1" = ci ]; then mkdir -p node_modules; echo ci >> "$NPM_LOG.ci"; exit 0; fi
 echo "$$ $*" > "$NPM_LOG"
 sleep 300 &
 echo "$!" >> "$NPM_LOG"
@@ -412,6 +414,8 @@ def test_make_dev_runs_both_and_one_ctrl_c_stops_both(
                 time.sleep(0.1)
             npm_pid, _run, _dev, child_pid = npm_log.read_text().split()
             assert (_run, _dev) == ("run", "dev")
+            # A fresh project has no node_modules: the first `make dev` installs them.
+            assert Path(f"{npm_log}.ci").read_text() == "ci\n"
         else:
             time.sleep(0.5)
             assert not npm_log.exists(), "no frontend, no npm"
