@@ -34,21 +34,11 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.common import TEMPLATE, fake_provider, median, ratio, render, say
 from benchmarks.stream_bench import generated_service
 from reliability.harness import free_port
+from tests.browser_support.chromium import CHROMIUM, CHROMIUM_ARGS
 
 if TYPE_CHECKING:  # the module imports pytest: loaded only when this section runs
     from tests.browser_support.servers import Server
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NGINX = os.environ.get("NGINX_PATH", "/usr/sbin/nginx")
 CHATKIT_ORIGIN = "https://cdn.platform.openai.com"
 CHATKIT_SCRIPT_URL = CHATKIT_ORIGIN + "/deployments/chatkit/chatkit.js"

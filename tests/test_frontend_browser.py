@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser_support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.browser_support.frontend_build import FRONTENDS, FrontendBuild, get_build
 from tests.browser_support.servers import (
     FAKE_CHUNK_SIZE,
@@ -43,17 +44,6 @@ from tests.browser_support.servers import (
 CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 ALLOWLIST_URL = "https://platform.openai.com/settings/organization/security/domain-allowlist"
 STAND_IN = Path(__file__).parent / "browser_support" / "chatkit_standin.js"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(
     os.environ.get("TEST_ARTIFACTS_DIR")
     or Path(tempfile.gettempdir()) / "chatkit-template-artifacts"
