@@ -253,6 +253,11 @@ def backend_env(fake_url: str, database_url: str, **extra: str) -> dict[str, str
         "MCP_SERVER_URL": "",
         "OPENAI_AGENTS_DISABLE_TRACING": "1",
         "LOG_LEVEL": "WARNING",
+        # The load runs more turns per minute from one IP than the default limits allow.
+        "RATE_LIMIT_USER_TURNS_PER_MINUTE": "0",
+        "RATE_LIMIT_IP_TURNS_PER_MINUTE": "0",
+        "RATE_LIMIT_USER_TURNS_PER_DAY": "0",
+        "RATE_LIMIT_IP_THREADS_PER_HOUR": "0",
         **extra,
     }
 

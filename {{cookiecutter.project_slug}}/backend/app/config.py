@@ -88,6 +88,27 @@ class Settings(BaseSettings):
     # empty: from X-Forwarded-Proto/X-Forwarded-Host, else from the request.
     public_url: str = ""
 
+    # --- Abuse and cost limits (app/limits/; README, "Limits") ---
+    # Characters of one message; longer is refused (HTTP 413) before it is stored.
+    max_message_chars: int = Field(default=50_000, ge=1)
+    # Characters of history sent per turn, beside HISTORY_LIMIT: oldest items go first.
+    history_max_chars: int = Field(default=200_000, ge=1)
+    # The model's output cap per turn (max_tokens / max_output_tokens); None: the model's.
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    # Turns (model runs) per window; 0 switches a limit off.
+    rate_limit_user_turns_per_minute: int = Field(default=20, ge=0)
+    rate_limit_ip_turns_per_minute: int = Field(default=60, ge=0)
+    rate_limit_user_turns_per_day: int = Field(default=1_000, ge=0)
+    # New threads per client IP per hour, so fresh cookies cannot flood the database.
+    rate_limit_ip_threads_per_hour: int = Field(default=100, ge=0)
+    # Input + output tokens per user per UTC day; None: no budget (usage is still counted).
+    token_budget_user_per_day: int | None = Field(default=None, ge=1)
+
+    @field_validator("max_output_tokens", "token_budget_user_per_day", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -26,6 +26,7 @@ from app.attachments.service import AttachmentService
 from app.config import ConfigError, Settings, load_settings
 from app.deps import Services, attach_services
 from app.identity import SessionCookies
+from app.limits import Limits
 from app.providers import build_client, build_model, configure_tracing, resolve_provider
 from app.routes import router
 from app.sdk_fixes import orphaned_steps
@@ -117,6 +118,7 @@ def _build(settings: Settings) -> FastAPI:
                 attachments,
                 history_image_limit=settings.history_image_limit,
                 attachment_text_chars=settings.attachment_text_chars,
+                limits=Limits(settings, store),
             ),
             sessions=SessionCookies(
                 secret, settings.session_cookie_name, settings.session_max_age_days * 86_400

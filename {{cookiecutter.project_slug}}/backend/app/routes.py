@@ -18,6 +18,7 @@ from app.attachments.policy import AttachmentError
 from app.context import RequestContext
 from app.deps import ChatServerDep, RequestContextDep, SettingsDep, StoreDep
 from app.identity import IdentityDep, SessionsDep
+from app.limits.turns import client_ip
 from app.server import ChatServer
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,11 @@ async def chatkit_endpoint(
     limit = settings.max_request_bytes
     try:
         body = await read_body(request, limit)
-        response = await _respond(server, body, context)
+        # Limits first: a refused turn is stored nowhere and starts no stream.
+        refusal = server.limits and await server.limits.check(
+            body, context.user_id, client_ip(request)
+        )
+        response = refusal.response() if refusal else await _respond(server, body, context)
     except RequestTooLarge:
         response = error_response(413, "too_large", f"The body is over {limit} bytes.")
     except Exception as error:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from agents import Agent, Runner
+from agents import Agent, RunConfig, Runner
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
@@ -22,6 +23,7 @@ from app.attachments.policy import AttachmentPolicy
 from app.attachments.service import AttachmentService
 from app.context import RequestContext
 from app.history import HistoryConverter
+from app.limits import Limits, trim_history
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
 from app.sdk_fixes.attachments_first import ChecksAttachmentsFirst
@@ -34,6 +36,13 @@ from app.stores import AppStore
 logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 60
+_recording: set[asyncio.Future[None]] = set()
+
+
+def _recorded(task: asyncio.Future[None]) -> None:
+    _recording.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("token usage not recorded: %s", type(task.exception()).__name__)
 
 
 def title_from(message: UserMessageItem) -> str | None:
@@ -62,6 +71,7 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         *,
         history_image_limit: int = 4,
         attachment_text_chars: int = 20_000,
+        limits: Limits | None = None,
     ) -> None:
         self.attachments = attachments or AttachmentService(store, AttachmentPolicy.off())
         super().__init__(store, attachment_store=self.attachments)
@@ -70,6 +80,7 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         self.history_limit = history_limit
         self.history_image_limit = history_image_limit
         self.attachment_text_chars = attachment_text_chars
+        self.limits = limits
 
     def converter(self, context: RequestContext) -> HistoryConverter:
         """This turn's converter: it reads the attachments of the request's user."""
@@ -110,8 +121,13 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
             ),
             request_context=context,
         )
+        limits = self.limits
+        sent = trim_history(history, limits.settings.history_max_chars) if limits else history
         result = Runner.run_streamed(
-            self.agent, await self.converter(context).to_agent_input(history), context=agent_context
+            self.agent,
+            await self.converter(context).to_agent_input(sent),
+            context=agent_context,
+            run_config=RunConfig(model_settings=limits.model_settings()) if limits else None,
         )
         events = stream_agent_response(agent_context, result)
         reply_started = False
@@ -132,6 +148,15 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
             # A dropped client cancels this generator; stop the model run with it.
             result.cancel()
             await release_queue_reader(agent_context)
+            if limits is not None:
+                usage = result.context_wrapper.usage
+                # A task: a dropped client cancels this await, not the accounting.
+                recording = asyncio.ensure_future(
+                    limits.record_usage(context.user_id, usage.input_tokens, usage.output_tokens)
+                )
+                _recording.add(recording)
+                recording.add_done_callback(_recorded)
+                await asyncio.shield(recording)
 
     async def recent_items(
         self, thread: ThreadMetadata, context: RequestContext

@@ -62,6 +62,12 @@ def fake_settings(fake: FakeProvider, provider: str = "openai", **overrides: Any
         "database_url": "memory://",
         "session_secret": "s" * 40,
         "mcp_server_url": "",
+        # Turn rate limits off: tests send turns faster than users may (test_limits.py
+        # switches each one on).
+        "rate_limit_user_turns_per_minute": 0,
+        "rate_limit_ip_turns_per_minute": 0,
+        "rate_limit_user_turns_per_day": 0,
+        "rate_limit_ip_threads_per_hour": 0,
         PROVIDERS[provider].key_variable.lower(): "test-key",
     }
     return load_settings(**(values | overrides))

@@ -206,3 +206,24 @@ class AppStore(FullUuidIds, Store[RequestContext], ABC):
         Idempotent, and safe with several replicas sweeping at once. A naive
         ``older_than`` is taken as UTC.
         """
+
+    # -- counters (app/limits/) --------------------------------------------------------
+
+    @abstractmethod
+    async def add_to_counter(
+        self, key: str, window_start: int, amount: int, expires_at: datetime
+    ) -> int:
+        """Add ``amount`` to the counter of ``key`` in the window starting at
+        ``window_start`` (created at 0) and return its new value.
+
+        Atomic: concurrent callers, in any process sharing the database, each see a
+        different value. Counters are not scoped by user: ``key`` names whose they are.
+        """
+
+    @abstractmethod
+    async def read_counter(self, key: str, window_start: int) -> int:
+        """The counter's value; 0 when it was never added to."""
+
+    @abstractmethod
+    async def delete_expired_counters(self, now: datetime) -> int:
+        """Delete counters whose ``expires_at`` is before ``now``; how many went."""

@@ -100,6 +100,7 @@ class MemoryStore(AppStore):
         self._items_by_thread: dict[str, _SeqIndex] = {}
         self._attachments: dict[str, _AttachmentRow] = {}
         self._chunks: dict[str, dict[int, _Chunk]] = {}  # upload_id -> seq -> chunk
+        self._counters: dict[tuple[str, int], tuple[int, datetime]] = {}  # -> count, expiry
 
     # Every method body below is synchronous, so each call is atomic on the event loop.
 
@@ -319,3 +320,20 @@ class MemoryStore(AppStore):
                 del self._chunks[upload_id]
         await self._attachments_deleted(gone)
         return gone
+
+    async def add_to_counter(
+        self, key: str, window_start: int, amount: int, expires_at: datetime
+    ) -> int:
+        count, _ = self._counters.get((key, window_start), (0, expires_at))
+        self._counters[(key, window_start)] = (count + amount, as_utc(expires_at))
+        return count + amount
+
+    async def read_counter(self, key: str, window_start: int) -> int:
+        return self._counters.get((key, window_start), (0, None))[0]
+
+    async def delete_expired_counters(self, now: datetime) -> int:
+        now = as_utc(now)
+        gone = [k for k, (_, expires_at) in self._counters.items() if expires_at < now]
+        for k in gone:
+            del self._counters[k]
+        return len(gone)

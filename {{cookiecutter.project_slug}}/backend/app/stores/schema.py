@@ -106,3 +106,16 @@ attachment_chunks = Table(
     Index(None, "attachment_id"),  # deletes by attachment, and the FK cascade
     Index(None, "created_at"),  # the sweep of unfinished uploads
 )
+
+# Rate-limit and usage counters (app/limits/): one row per key and fixed time window,
+# added to with one atomic upsert, so replicas on one database share their limits.
+counters = Table(
+    "chatkit_counters",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("window_start", BigInteger, nullable=False),  # Unix seconds
+    Column("count", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("key", "window_start"),
+    Index(None, "expires_at"),  # delete_expired_counters
+)

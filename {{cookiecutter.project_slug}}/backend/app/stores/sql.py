@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from chatkit.store import NotFoundError
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
     Integer,
@@ -76,7 +77,7 @@ from app.stores.engine import (
     is_sqlite_busy,
 )
 from app.stores.migrate import schema_at_head, upgrade_to_head
-from app.stores.schema import attachment_chunks, attachments, items, threads
+from app.stores.schema import attachment_chunks, attachments, counters, items, threads
 from app.stores.urls import MEMORY_URL, is_sqlite, normalize_database_url
 
 if TYPE_CHECKING:
@@ -797,3 +798,53 @@ class SQLStore(AppStore):
             await conn.execute(unfinished_chunks_delete(cutoff))
         await self._attachments_deleted(ids)
         return ids
+
+    # -- counters --------------------------------------------------------------------
+
+    @_store_call
+    async def add_to_counter(
+        self, key: str, window_start: int, amount: int, expires_at: datetime
+    ) -> int:
+        _no_nul(key)
+        values = {
+            "key": key,
+            "window_start": window_start,
+            "amount": amount,
+            "expires_at": as_utc(expires_at),
+        }
+        async with self._write() as conn:
+            return int(await conn.scalar(self._add_to_counter_statement, values))
+
+    @cached_property
+    def _add_to_counter_statement(self) -> Any:
+        # One statement, atomic on both databases: concurrent replicas never lose a hit.
+        stmt = self._insert(counters).values(
+            key=bindparam("key", type_=Text),
+            window_start=bindparam("window_start", type_=BigInteger),
+            count=bindparam("amount", type_=BigInteger),
+            expires_at=bindparam("expires_at", type_=DateTime(timezone=True)),
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=[counters.c.key, counters.c.window_start],
+            set_={"count": counters.c.count + stmt.excluded.count},
+        ).returning(counters.c.count)
+
+    @_store_call
+    async def read_counter(self, key: str, window_start: int) -> int:
+        _no_nul(key)
+        c = counters.c
+        async with self._read() as conn:
+            value = await conn.scalar(
+                select(c.count).where(c.key == key, c.window_start == window_start)
+            )
+        return 0 if value is None else int(value)
+
+    @_store_call
+    async def delete_expired_counters(self, now: datetime) -> int:
+        async with self._write() as conn:
+            result = await conn.execute(
+                delete(counters)
+                .where(counters.c.expires_at < as_utc(now))
+                .returning(counters.c.key)
+            )
+            return len(result.all())
