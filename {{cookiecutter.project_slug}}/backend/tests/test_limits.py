@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from app.deps import services_of
 from app.limits import Limits
 from app.main import create_app
+from app.observability import metrics
 from app.stores import open_store
 from tests.chatkit_client import ChatKitClient, Turn
 from tests.conftest import SettingsFactory
@@ -59,11 +60,19 @@ def live_app(make_settings: SettingsFactory, clock: Clock, **overrides: Any) -> 
     return app
 
 
-def assert_refused(turn: Turn, status: int, code: str) -> dict[str, Any]:
+def refused(kind: str) -> float:
+    """How many refusals by ``kind`` the chatkit_rate_limited metric counted so far."""
+    value = metrics.current().registry.get_sample_value(
+        "chatkit_rate_limited_total", {"kind": kind}
+    )
+    return value or 0.0
+
+
+def assert_refused(turn: Turn, status: int, code: str, kind: str) -> dict[str, Any]:
     assert turn.status == status, turn.events
     assert turn.events[0]["type"] == "http_error"  # no stream started
     error: dict[str, Any] = httpx.Response(200, content=turn.events[0]["body"]).json()["error"]
-    assert error["code"] == code
+    assert (error["code"], error["limit"]) == (code, kind)
     return error
 
 
@@ -120,9 +129,13 @@ def test_a_message_over_max_message_chars_is_refused_before_it_is_stored(
     with LiveServer(app) as server, ChatKitClient(server.url) as client:
         first = client.create_thread("a" * 100)  # at the limit
         assert first.status == 200 and not first.errors
-        error = assert_refused(client.create_thread("a" * 101), 413, "message_too_long")
+        error = assert_refused(
+            client.create_thread("a" * 101), 413, "message_too_long", "message_chars"
+        )
         assert "100" in error["message"]
-        assert_refused(client.send(first.thread_id, "b" * 101), 413, "message_too_long")
+        assert_refused(
+            client.send(first.thread_id, "b" * 101), 413, "message_too_long", "message_chars"
+        )
         assert len(client.list_threads()["data"]) == 1
         assert len(client.all_items(first.thread_id)) == 2  # the first message, its reply
         assert model_calls(fake) == 1
@@ -176,7 +189,9 @@ def test_user_turns_per_minute_at_the_edge(
         thread_id = client.create_thread("one").thread_id
         for text in ("two", "three"):
             assert not client.send(thread_id, text).errors
-        assert_refused(client.send(thread_id, "four"), 429, "rate_limited")
+        before = refused("user_turns")
+        assert_refused(client.send(thread_id, "four"), 429, "rate_limited", "user_turns")
+        assert refused("user_turns") == before + 1
         assert retry_after(client, thread_id) == 50  # the minute's 50 s left
         assert model_calls(fake) == 3
         assert len(client.all_items(thread_id)) == 6  # nothing of the refused turns
@@ -193,7 +208,7 @@ def test_user_turns_per_day_at_the_edge(make_settings: SettingsFactory, database
         thread_id = client.create_thread("one").thread_id
         assert not client.send(thread_id, "two").errors
         clock.now += 3600  # a new minute and hour, the same day
-        assert_refused(client.send(thread_id, "three"), 429, "rate_limited")
+        assert_refused(client.send(thread_id, "three"), 429, "rate_limited", "daily_turns")
         assert retry_after(client, thread_id) == 86_400 - 10 - 3600
         clock.now = START + 86_400 - 10  # the next day
         assert not client.send(thread_id, "three").errors
@@ -211,7 +226,7 @@ def test_ip_turns_per_minute_and_health_never_limited(
             with ChatKitClient(server.url) as client:
                 assert not client.create_thread("hi").errors
         with ChatKitClient(server.url) as client:
-            assert_refused(client.create_thread("hi"), 429, "rate_limited")
+            assert_refused(client.create_thread("hi"), 429, "rate_limited", "ip_turns")
             assert client.list_threads()["data"] == []  # not a turn: not limited
             for _ in range(5):
                 assert client.http.get("/health").status_code == 200
@@ -231,7 +246,7 @@ def test_thread_creation_per_ip_at_the_edge(
                 threads.append(client.create_thread("hi"))
                 assert not threads[-1].errors
         with ChatKitClient(server.url) as client:
-            assert_refused(client.create_thread("hi"), 429, "rate_limited")
+            assert_refused(client.create_thread("hi"), 429, "rate_limited", "ip_threads")
             assert client.list_threads()["data"] == []
         clock.now += 3600 - 10  # the next hour
         with ChatKitClient(server.url) as client:
@@ -298,7 +313,7 @@ def test_token_usage_is_counted_and_the_budget_refuses_turns_past_it(
             update={"token_budget_user_per_day": sum(used) + 1}
         )
         assert not client.send(turn.thread_id, "again").errors
-        assert_refused(client.send(turn.thread_id, "more"), 429, "token_budget")
+        assert_refused(client.send(turn.thread_id, "more"), 429, "token_budget", "token_budget")
         assert retry_after(client, turn.thread_id) == 86_400 - 10
         assert model_calls(fake) == 2
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from app.config import Settings
+from app.observability.metrics import record_rate_limited
 from app.stores import AppStore
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,11 @@ class Refusal:
     code: str
     message: str
     retry_after: int | None = None
+    # Which limit: its label on the chatkit_rate_limited metric.
+    kind: str = ""
 
     def response(self) -> JSONResponse:
-        body: dict[str, object] = {"code": self.code, "message": self.message}
+        body: dict[str, object] = {"code": self.code, "message": self.message, "limit": self.kind}
         headers = {}
         if self.retry_after is not None:
             body["retry_after"] = self.retry_after
@@ -97,6 +100,12 @@ class Limits:
         return ModelSettings(max_tokens=self.settings.max_output_tokens, include_usage=True)
 
     async def check(self, body: bytes, user_id: str, ip: str) -> Refusal | None:
+        refusal = await self._check(body, user_id, ip)
+        if refusal is not None:
+            record_rate_limited(refusal.kind)
+        return refusal
+
+    async def _check(self, body: bytes, user_id: str, ip: str) -> Refusal | None:
         parsed = _parse(body)
         if parsed is None or parsed[0] not in TURN_TYPES:
             return None
@@ -108,23 +117,26 @@ class Limits:
                 "message_too_long",
                 f"The message has {chars} characters; the most is {s.max_message_chars}. "
                 "Shorten it and send it again.",
+                kind="message_chars",
             )
         now = self.clock()
         await self._sweep(now)
         checks = [
-            (f"turns:ip:{ip}", MINUTE, s.rate_limit_ip_turns_per_minute),
-            (f"turns:user:{user_id}", MINUTE, s.rate_limit_user_turns_per_minute),
-            (f"turns-day:user:{user_id}", DAY, s.rate_limit_user_turns_per_day),
+            ("ip_turns", f"turns:ip:{ip}", MINUTE, s.rate_limit_ip_turns_per_minute),
+            ("user_turns", f"turns:user:{user_id}", MINUTE, s.rate_limit_user_turns_per_minute),
+            ("daily_turns", f"turns-day:user:{user_id}", DAY, s.rate_limit_user_turns_per_day),
         ]
         if kind == "threads.create":
-            checks.append((f"threads:ip:{ip}", HOUR, s.rate_limit_ip_threads_per_hour))
-        for key, seconds, limit in checks:
+            checks.append(
+                ("ip_threads", f"threads:ip:{ip}", HOUR, s.rate_limit_ip_threads_per_hour)
+            )
+        for limit_kind, key, seconds, limit in checks:
             if limit == 0:
                 continue
             start = int(now // seconds * seconds)
             count = await self.store.add_to_counter(key, start, 1, _expiry(start, seconds))
             if count > limit:
-                return _rate_limited(start + seconds - now)
+                return _rate_limited(limit_kind, start + seconds - now)
         budget = s.token_budget_user_per_day
         if budget is not None and sum(await self.usage_today(user_id)) >= budget:
             return Refusal(
@@ -132,6 +144,7 @@ class Limits:
                 "token_budget",
                 "Today's token budget is used up; it renews at midnight UTC.",
                 math.ceil(int(now // DAY * DAY) + DAY - now),
+                kind="token_budget",
             )
         return None
 
@@ -162,11 +175,12 @@ class Limits:
             logger.warning("could not delete expired counters: %s", type(error).__name__)
 
 
-def _rate_limited(seconds_left: float) -> Refusal:
+def _rate_limited(kind: str, seconds_left: float) -> Refusal:
     wait = max(1, math.ceil(seconds_left))
     return Refusal(
         429,
         "rate_limited",
         f"Too many messages; wait {wait} seconds and send it again.",
         wait,
+        kind,
     )
