@@ -405,6 +405,12 @@ class Backend:
                 "LOG_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
                 "RELIABILITY_PROBE_FILE": str(self.probe_path),
+                # The checks attack faster than the default turn limits allow from one
+                # IP (app/limits/); a role that tests the limits sets its own.
+                "RATE_LIMIT_USER_TURNS_PER_MINUTE": "0",
+                "RATE_LIMIT_IP_TURNS_PER_MINUTE": "0",
+                "RATE_LIMIT_USER_TURNS_PER_DAY": "0",
+                "RATE_LIMIT_IP_THREADS_PER_HOUR": "0",
                 **(extra_env or {}),
             }
         )
