@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents import Agent, Model
+from agents import Agent, Model, ModelSettings
 from agents.mcp import MCPServer, MCPServerStreamableHttp
 from chatkit.agents import AgentContext
 
@@ -33,4 +33,6 @@ def build_agent(
         model=model,
         tools=list(extensions.TOOLS),
         mcp_servers=mcp_servers or [],
+        # Chat Completions providers report token usage only when asked.
+        model_settings=ModelSettings(include_usage=True),
     )

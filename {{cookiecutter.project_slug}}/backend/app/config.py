@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     mcp_timeout_seconds: float = Field(default=30.0, gt=0)
 
     log_level: str = "INFO"
+
+    # --- Observability (app/observability/; README, "Observability") ---
+    log_format: Literal["json", "text"] = "text"
+    # /metrics is served only when this is set, to callers sending it as a bearer token.
+    metrics_token: SecretStr | None = None
 
     # Attachments (README, "Attachments").
     attachments_enabled: bool = defaults.ATTACHMENTS

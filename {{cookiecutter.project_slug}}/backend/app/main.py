@@ -27,6 +27,10 @@ from app.config import ConfigError, Settings, load_settings
 from app.deps import Services, attach_services
 from app.identity import SessionCookies
 from app.limits import Limits
+from app.observability.logs import configure_logging
+from app.observability.metrics import new_app_metrics
+from app.observability.request_id import RequestIds
+from app.observability.routes import metrics_router
 from app.providers import build_client, build_model, configure_tracing, resolve_provider
 from app.routes import router
 from app.sdk_fixes import orphaned_steps
@@ -49,9 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _build(settings)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
         return _build(settings)
     except ConfigError as error:
         sys.exit(f"Configuration error: {error}")
@@ -104,6 +106,7 @@ def _build(settings: Settings) -> FastAPI:
             yield
 
     app = FastAPI(title=settings.project_name, lifespan=lifespan)
+    metrics = new_app_metrics()
     secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
     attach_services(
         app,
@@ -134,8 +137,12 @@ def _build(settings: Settings) -> FastAPI:
         allow_headers=["*"],
     )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIds, metrics=metrics)  # added last, so outermost
     app.include_router(router)
     app.include_router(attachments_router)
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    if metrics_token:
+        app.include_router(metrics_router(metrics, metrics_token))
     for extra in extensions.ROUTERS:
         app.include_router(extra)
     return app

@@ -24,6 +24,7 @@ from app.attachments.service import AttachmentService
 from app.context import RequestContext
 from app.history import HistoryConverter
 from app.limits import Limits, trim_history
+from app.observability.turns import note_usage, observed_turn
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
 from app.sdk_fixes.attachments_first import ChecksAttachmentsFirst
@@ -102,6 +103,7 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         # saves the message (the store's save_attachment keeps thread_id).
         await self.attachments.check_message(attachment_ids, thread_id, context)
 
+    @observed_turn
     async def respond(
         self,
         thread: ThreadMetadata,
@@ -148,6 +150,7 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
             # A dropped client cancels this generator; stop the model run with it.
             result.cancel()
             await release_queue_reader(agent_context)
+            note_usage(result.context_wrapper.usage)
             if limits is not None:
                 usage = result.context_wrapper.usage
                 # A task: a dropped client cancels this await, not the accounting.

@@ -78,3 +78,7 @@ def current() -> Metrics:
 def record_rate_limited(kind: str) -> None:
     """Count a refusal by a limit, e.g. kind "user_turns", "ip_turns", "daily_turns"."""
     current().rate_limited.labels(kind=kind).inc()
+
+
+def reset(token: Token[Metrics | None]) -> None:
+    _current.reset(token)
