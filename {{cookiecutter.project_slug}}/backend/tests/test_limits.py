@@ -141,6 +141,24 @@ def test_a_message_over_max_message_chars_is_refused_before_it_is_stored(
         assert model_calls(fake) == 1
 
 
+def test_bodies_the_limits_cannot_read_get_the_servers_4xx(
+    make_settings: SettingsFactory,
+) -> None:
+    app = live_app(make_settings, Clock(), rate_limit_ip_turns_per_minute=1)
+    nested = "[" * 100_000 + "]" * 100_000
+    bodies: list[bytes | str] = [
+        b"not json",
+        b"[1, 2]",
+        b'{"params": {}}',
+        f'{{"type": "threads.add_client_tool_output", "params": {{"result": {nested}}}}}',
+        f'{{"type": "threads.create", "params": {{"input": {nested}}}}}',
+    ]
+    with LiveServer(app) as server, ChatKitClient(server.url) as client:
+        for body in bodies:
+            status = client.post(body).status_code
+            assert 400 <= status < 500 and status != 429, (status, body[:40])
+
+
 def test_history_max_chars_drops_the_oldest_and_keeps_the_new_message(
     make_settings: SettingsFactory, fake: FakeProvider, provider: str
 ) -> None:

@@ -66,7 +66,7 @@ def _parse(body: bytes) -> tuple[str, int] | None:
     request (the server answers those with a 4xx itself)."""
     try:
         request = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than ~1,000
         return None
     if not isinstance(request, dict) or not isinstance(request.get("type"), str):
         return None
