@@ -150,8 +150,8 @@ def test_bodies_the_limits_cannot_read_get_the_servers_4xx(
         b"not json",
         b"[1, 2]",
         b'{"params": {}}',
-        f'{{"type": "threads.add_client_tool_output", "params": {{"result": {nested}}}}}',
-        f'{{"type": "threads.create", "params": {{"input": {nested}}}}}',
+        '{"type": "threads.add_client_tool_output", "params": {"result": ' + nested + "} }",
+        '{"type": "threads.create", "params": {"input": ' + nested + "} }",
     ]
     with LiveServer(app) as server, ChatKitClient(server.url) as client:
         for body in bodies:
