@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import extensions
 from app.observability.metrics import record_rate_limited
 from app.provider_table import PROVIDERS
-from tests.chatkit_client import ChatKitClient
+from tests.chatkit_client import ChatKitClient, user_input
 from tests.conftest import BackendFactory
 from tests.fake_provider import FakeProvider, Fault, RecordedRequest
 
@@ -177,6 +178,43 @@ def test_active_streams_counts_turns_in_flight(
         after = httpx.get(f"{url}/metrics", headers=auth).text
         assert metric(after, "chatkit_active_streams") == 0
         assert metric(after, "chatkit_turns_total", outcome="ok") == 1
+
+
+def test_a_turn_the_client_drops_counts_as_cancelled(
+    backend: BackendFactory, provider: str, database_url: str, fake: FakeProvider
+) -> None:
+    asked, release = threading.Event(), threading.Event()
+
+    def held_reply(request: Any) -> str:
+        asked.set()
+        release.wait(timeout=30)
+        return "too late"
+
+    fake.reply = held_reply
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = json.dumps({"type": "threads.create", "params": {"input": user_input("hi")}})
+    with backend(provider=provider, database_url=database_url, metrics_token=TOKEN) as url:
+        try:
+            with (
+                httpx.Client(base_url=url, timeout=30) as http,
+                http.stream(
+                    "POST", "/chatkit", content=body, headers={"content-type": "application/json"}
+                ) as response,
+            ):
+                assert response.status_code == 200
+                assert asked.wait(timeout=30)
+            # The connection is closed mid-reply; the turn ends once the server sees it.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                page = httpx.get(f"{url}/metrics", headers=auth).text
+                if metric(page, "chatkit_turns_total", outcome="cancelled"):
+                    break
+                time.sleep(0.05)
+        finally:
+            release.set()
+        assert metric(page, "chatkit_turns_total", outcome="cancelled") == 1
+        assert metric(page, "chatkit_turns_total", outcome="ok") == 0
+        assert metric(page, "chatkit_active_streams") == 0
 
 
 # --- logs, from a real process ---------------------------------------------------------
