@@ -17,6 +17,7 @@ ANSWERS: dict[str, object] = json.loads({{cookiecutter | jsonify | tojson}})
 TABLE_GLOB = "*cookiecutter.project_slug*/backend/app/provider_table.py"
 STORES = ("sqlite", "postgres", "memory")
 FRONTENDS = ("nextjs", "vite", "none")
+AUTH_MODES = ("session", "oidc")
 # What a boolean answer may be as a string; app/defaults.py renders the same words as True.
 BOOLEAN_WORDS = ("true", "false", "yes", "no", "y", "n", "1", "0", "on", "off")
 SLUG = re.compile(r"[a-z][a-z0-9_]*")
@@ -116,7 +117,7 @@ def problems(answers: dict[str, object], table: ModuleType | None) -> list[str]:
             "endpoint, e.g. http://localhost:8001/mcp, or leave it empty"
         )
 
-    for name, choices in (("store_backend", STORES), ("frontend", FRONTENDS)):
+    for name, choices in (("store_backend", STORES), ("frontend", FRONTENDS), ("auth", AUTH_MODES)):
         value = str(answers.get(name, ""))
         if value not in choices:
             found.append(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")

@@ -107,7 +107,8 @@ def static_checks(project: Path, template: Path = TEMPLATE) -> QAReport:
 
 
 # Run in the rendered backend (its `app` package), in an environment holding nothing but
-# the session secret: the settings come from .env.example alone.
+# the session secret (and, for auth=oidc, the provider the user must name): the settings
+# come from .env.example alone.
 _LOAD_SETTINGS = """
 import json, sys
 from app.config import Settings
@@ -137,6 +138,8 @@ def settings_from_env_example(project: Path) -> LoadedSettings:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "SESSION_SECRET": "qa-session-secret-" + "x" * 32,
+        "OIDC_ISSUER": "https://issuer.example.com/",
+        "OIDC_AUDIENCE": "qa-api",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     result = subprocess.run(

@@ -44,6 +44,7 @@ UNKNOWN_CHOICES = [
     pytest.param("llm_provider", "cohere", id="unknown-provider"),
     pytest.param("store_backend", "mongo", id="unknown-store"),
     pytest.param("frontend", "angular", id="unknown-frontend"),
+    pytest.param("auth", "ldap", id="unknown-auth"),
 ]
 
 

@@ -62,7 +62,7 @@ FULL_SUITE: dict[str, dict[str, str]] = {
         "frontend": "vite",
         "mcp_server_url": MCP_URL,
     },
-    "memory-none": {"store_backend": "memory", "frontend": "none"},
+    "memory-none": {"store_backend": "memory", "frontend": "none", "auth": "oidc"},
 }
 
 
@@ -128,6 +128,8 @@ def test_the_matrix_covers_every_choice() -> None:
     assert providers == set(PROVIDERS)
     assert pairs == {(store, frontend) for store in STORES for frontend in FRONTENDS}
     assert {r.get("store_backend", STORES[0]) for r in FULL_SUITE.values()} == set(STORES)
+    auth_modes: list[str] = DEFAULTS["auth"]
+    assert {r.get("auth", auth_modes[0]) for r in FULL_SUITE.values()} == set(auth_modes)
     api_styles = {row.name: row.api_style for row in ROWS}
     assert "chat_completions" in {
         api_styles[r.get("llm_provider", PROVIDERS[0])] for r in FULL_SUITE.values()
@@ -232,6 +234,7 @@ def check_render(
     # The answer is a boolean, recorded as one, and the setting's default follows it.
     assert recorded["attachments"] is answers.get("attachments", True)
     assert values["attachments_enabled"] is recorded["attachments"]
+    assert values["auth_mode"] == recorded["auth"]
 
     backend = project / "backend"
     run([PYTHON, "-m", "ruff", "check", "."], cwd=backend)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import defaults
 from app.attachments.sniff import KNOWN_TYPES
+from app.oidc import ALLOWED_ALGORITHMS
 from app.provider_table import PROVIDERS, routing_prefix_fix
 
 # The project root holds the `.env` that docker compose also reads; a `.env` in the
@@ -63,6 +65,64 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None
     session_cookie_name: str = "chatkit_session"
     session_max_age_days: int = Field(default=365, ge=1)
+
+    # --- Sign-in (README, "Users and sessions"): session = the anonymous cookie above; oidc =
+    # bearer JWTs from an OpenID provider, checked by app/oidc.py.
+    auth_mode: str = defaults.AUTH_MODE
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""  # empty: the jwks_uri of the issuer's discovery document
+    oidc_algorithms: Annotated[list[str], NoDecode] = ["RS256", "ES256"]
+    oidc_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    oidc_jwks_refresh_seconds: float = Field(default=60, ge=0)
+
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_algorithms(cls, value: list[str]) -> list[str]:
+        refused = [name for name in value if name not in ALLOWED_ALGORITHMS]
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)} never accepted (none and HMAC would let anyone sign "
+                f"tokens): choose among {', '.join(ALLOWED_ALGORITHMS)}"
+            )
+        if not value:
+            raise ValueError("empty: e.g. OIDC_ALGORITHMS=RS256,ES256")
+        return value
+
+    @model_validator(mode="after")
+    def _sign_in(self) -> Settings:
+        if self.auth_mode not in ("session", "oidc"):
+            raise ValueError(f"AUTH_MODE={self.auth_mode!r} is unknown: use session or oidc")
+        if self.auth_mode != "oidc":
+            return self
+        for name, value in (
+            ("OIDC_ISSUER", self.oidc_issuer),
+            ("OIDC_JWKS_URL", self.oidc_jwks_url),
+        ):
+            host = urlsplit(value).hostname or ""
+            loopback = host in ("localhost", "127.0.0.1", "::1")
+            if value and not (
+                value.startswith("https://") or (value.startswith("http://") and loopback)
+            ):
+                raise ValueError(f"{name}={value!r} must be an https URL (http only on localhost)")
+        if not self.oidc_issuer:
+            raise ValueError(
+                "AUTH_MODE=oidc needs OIDC_ISSUER, your provider's issuer URL, e.g. "
+                "https://YOUR-TENANT.auth0.com/"
+            )
+        if not self.oidc_audience:
+            raise ValueError(
+                "AUTH_MODE=oidc needs OIDC_AUDIENCE, the `aud` your provider puts in access "
+                "tokens for this API (its API identifier or client id)"
+            )
+        return self
 
     cors_origins: Annotated[list[str], NoDecode] = [
         "http://localhost:3000",

@@ -15,3 +15,4 @@ DATABASE_NAME = "{{ cookiecutter.project_slug }}"
 MCP_SERVER_URL = {{ cookiecutter.mcp_server_url | tojson }}
 # A Python bool whether the answer came as a boolean or as a string (a replay file).
 ATTACHMENTS = {{ (cookiecutter.attachments | string | lower) in ["true", "yes", "y", "1", "on"] }}
+AUTH_MODE = "{{ cookiecutter.auth }}"

@@ -18,6 +18,7 @@ from app.attachments.service import AttachmentService
 from app.config import Settings
 from app.context import RequestContext, public_origin
 from app.identity import IdentityDep, SessionCookies
+from app.oidc import OidcVerifier
 from app.server import ChatServer
 from app.stores import AppStore
 
@@ -29,6 +30,8 @@ class Services:
     chat_server: ChatServer
     sessions: SessionCookies
     attachments: AttachmentService
+    # AUTH_MODE=oidc's bearer-token check; None with the session cookie.
+    oidc: OidcVerifier | None = None
 
 
 def attach_services(app: FastAPI, services: Services) -> None:

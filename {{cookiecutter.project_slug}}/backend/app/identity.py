@@ -1,8 +1,9 @@
-"""Who is asking: an anonymous, signed session cookie per browser.
+"""Who is asking: an anonymous, signed session cookie per browser (AUTH_MODE=session),
+or the verified bearer token of an OpenID provider (AUTH_MODE=oidc, app/oidc.py).
 
 `identify` is the one function that maps a request to a user; routes receive its
-answer as `IdentityDep`. It is a FastAPI dependency: to use real auth, replace it with
-your own, declaring what it needs (see the README, "Replace the cookie with real auth").
+answer as `IdentityDep`. It is a FastAPI dependency: to use another kind of auth,
+replace it with your own, declaring what it needs (see the README, "Another kind of auth").
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
+from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.oidc import IssuerUnavailable, OidcVerifier, TokenRejected
+
+logger = logging.getLogger(__name__)
 _VERSION = "v1"
 
 
@@ -97,8 +103,21 @@ def get_sessions(request: Request) -> SessionCookies:
 SessionsDep = Annotated[SessionCookies, Depends(get_sessions)]
 
 
-def identify(request: Request, sessions: SessionsDep) -> Identity:
-    """The request's user; a fresh one when the cookie is absent, tampered or expired."""
+def get_verifier(request: Request) -> OidcVerifier | None:
+    from app.deps import services_of
+
+    return services_of(request.app).oidc
+
+
+VerifierDep = Annotated[OidcVerifier | None, Depends(get_verifier)]
+
+
+async def identify(request: Request, sessions: SessionsDep, verifier: VerifierDep) -> Identity:
+    """The request's user. With OIDC, the token's (TokenRejected when it has none or a bad
+    one: never a cookie instead). Else the cookie's, or a fresh user when the cookie is
+    absent, tampered or expired."""
+    if verifier is not None:
+        return Identity(user_id=await verifier.user_id(request.headers.get("authorization", "")))
     user_id = sessions.verify(request.cookies.get(sessions.cookie_name, ""))
     if user_id is not None:
         return Identity(user_id=user_id)
@@ -106,3 +125,28 @@ def identify(request: Request, sessions: SessionsDep) -> Identity:
 
 
 IdentityDep = Annotated[Identity, Depends(identify)]
+
+
+def token_rejected(request: Request, error: Exception) -> Response:
+    """401 for a missing or bad bearer token, with RFC 6750's WWW-Authenticate."""
+    missing = isinstance(error, TokenRejected) and error.missing
+    challenge = 'Bearer realm="chatkit"' + ("" if missing else ', error="invalid_token"')
+    return JSONResponse(
+        {"error": {"code": "unauthorized", "message": str(error)}},
+        status_code=401,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def issuer_unavailable(request: Request, error: Exception) -> Response:
+    """503 when the issuer's keys cannot be fetched: the token may be fine."""
+    logger.warning("sign-in unavailable: %s", error)
+    return JSONResponse(
+        {"error": {"code": "issuer_unavailable", "message": "Sign-in cannot be checked now."}},
+        status_code=503,
+        headers={"Retry-After": "30"},
+    )
+
+
+# For create_app: `app.add_exception_handler(error, handler)` for each.
+AUTH_ERROR_HANDLERS = ((TokenRejected, token_rejected), (IssuerUnavailable, issuer_unavailable))

@@ -25,12 +25,13 @@ from app.attachments.routes import router as attachments_router
 from app.attachments.service import AttachmentService
 from app.config import ConfigError, Settings, load_settings
 from app.deps import Services, attach_services
-from app.identity import SessionCookies
+from app.identity import AUTH_ERROR_HANDLERS, SessionCookies
 from app.limits import Limits
 from app.observability.logs import configure_logging
 from app.observability.metrics import new_app_metrics
 from app.observability.request_id import RequestIds
 from app.observability.routes import metrics_router
+from app.oidc import build_verifier
 from app.providers import build_client, build_model, configure_tracing, resolve_provider
 from app.routes import router
 from app.sdk_fixes import orphaned_steps
@@ -127,8 +128,11 @@ def _build(settings: Settings) -> FastAPI:
                 secret, settings.session_cookie_name, settings.session_max_age_days * 86_400
             ),
             attachments=attachments,
+            oidc=build_verifier(settings),
         ),
     )
+    for error, handler in AUTH_ERROR_HANDLERS:
+        app.add_exception_handler(error, handler)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

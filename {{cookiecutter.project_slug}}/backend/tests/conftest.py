@@ -20,6 +20,9 @@ from tests.store_fixtures import STORE_KINDS, database_url_for
 # Tests build their apps with create_app(settings): importing app.main reads nothing.
 # Whatever a test's settings say, the Agents SDK uploads no traces from a test run.
 os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
+# The session cookie, whatever the project signs in with (this process and the app
+# processes tests start): tests/test_oidc.py asks for AUTH_MODE=oidc itself.
+os.environ["AUTH_MODE"] = "session"
 
 # One provider per API style: what differs between providers is only their row.
 API_STYLES = {"responses": "openai", "chat_completions": "openrouter"}

@@ -10,7 +10,9 @@ over HTTP as the ChatKit widget would. It checks that:
 * the two replies have distinct ids (not the SDK's shared `__fake_id__`);
 * the store kept all four items (`items.list`);
 * with attachments on: an image uploaded as the widget does (`attachments.create`, then
-  the upload descriptor) reaches the model byte for byte, and its preview is served.
+  the upload descriptor) reaches the model byte for byte, and its preview is served;
+* with AUTH_MODE=oidc: a request without a token gets 401, and the conversation runs
+  signed in with a token of the loopback OpenID provider (tests/oidc_issuer.py).
 
 The store is the configured one (DATABASE_URL from the environment, backend/.env or .env):
 memory:// stays in the app process; SQLite uses a temporary file, never your database;
@@ -31,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +42,7 @@ import httpx
 from app.provider_table import KEY_VARIABLES
 from tests.chatkit_client import ChatKitClient, Turn
 from tests.fake_provider import FakeProvider
+from tests.oidc_issuer import OidcIssuer
 
 BACKEND = Path(__file__).resolve().parents[1]
 DUMMY_KEY = "smoke-test-key"
@@ -76,17 +79,23 @@ def check(condition: bool, message: str) -> None:
         raise SmokeFailure(message)
 
 
-def configured() -> tuple[str, str, str]:
-    """(provider, model, database URL) as the app would read them, without starting it."""
+def configured() -> tuple[str, str, str, str]:
+    """(provider, model, database URL, auth mode) as the app would read them, without
+    starting it."""
     from app.config import ConfigError, load_settings
 
-    # Only the values the app would use are read here; the secret and the key are
-    # placeholders because the smoke run supplies its own.
+    # Only the values the app would use are read here; the secret, the key and the
+    # issuer are placeholders because the smoke run supplies its own.
     try:
-        settings = load_settings(session_secret="s" * 40, llm_base_url="http://127.0.0.1:9/v1")
+        settings = load_settings(
+            session_secret="s" * 40,
+            llm_base_url="http://127.0.0.1:9/v1",
+            oidc_issuer="http://127.0.0.1:9",
+            oidc_audience="smoke",
+        )
     except ConfigError as error:
         raise SmokeFailure(f"configuration error: {error}") from None
-    return settings.llm_provider, settings.model_name, settings.database_url
+    return settings.llm_provider, settings.model_name, settings.database_url, settings.auth_mode
 
 
 def store_kind(url: str) -> str:
@@ -182,8 +191,13 @@ def assistant_reply(turn: Turn, label: str) -> dict[str, Any]:
     return messages[0]
 
 
-def converse(url: str, fake: FakeProvider) -> None:
+def converse(url: str, fake: FakeProvider, token: str | None = None) -> None:
     with ChatKitClient(url) as browser:
+        if token is not None:
+            anonymous = browser.post({"type": "threads.list", "params": {}})
+            check(anonymous.status_code == 401, f"no token: HTTP {anonymous.status_code}")
+            browser.http.headers["authorization"] = f"Bearer {token}"
+            say("signed in with a bearer token; without one: 401")
         first = browser.create_thread(FIRST)
         first_reply = assistant_reply(first, "turn 1")
         thread_id = first.thread_id
@@ -251,15 +265,15 @@ def send_picture(browser: ChatKitClient, fake: FakeProvider) -> None:
 
 
 def run() -> int:
-    provider, model, database_url = configured()
+    provider, model, database_url, auth_mode = configured()
     kind = store_kind(database_url)
     with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
         if kind == "sqlite":
             database_url = f"sqlite+aiosqlite:///{Path(scratch) / 'smoke.db'}"
         elif kind == "postgres":
             check_postgres(database_url)
-        say(f"provider {provider} (model {model}), store {kind}")
-        with FakeProvider() as fake:
+        say(f"provider {provider} (model {model}), store {kind}, sign-in {auth_mode}")
+        with FakeProvider() as fake, ExitStack() as stack:
             env = {
                 **os.environ,
                 # Whichever provider is configured finds its key; the fake checks it arrived.
@@ -274,12 +288,18 @@ def run() -> int:
                 "OPENAI_AGENTS_DISABLE_TRACING": "1",
                 "LOG_LEVEL": "WARNING",
             }
+            token = None
+            if auth_mode == "oidc":
+                issuer = stack.enter_context(OidcIssuer())
+                env |= {"OIDC_ISSUER": issuer.url, "OIDC_AUDIENCE": issuer.audience}
+                env |= {"OIDC_JWKS_URL": "", "AUTH_MODE": "oidc"}
+                token = issuer.mint("smoke-user")
             log_path = Path(scratch) / "app.log"
             with log_path.open("w") as log:
                 try:
                     with running_app(env, log) as url:
                         say(f"app booted: uvicorn app.main:app on {url}, fake at {fake.base_url}")
-                        converse(url, fake)
+                        converse(url, fake, token)
                 except SmokeFailure:
                     log.flush()
                     output = log_path.read_text().strip()
