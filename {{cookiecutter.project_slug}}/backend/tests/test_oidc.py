@@ -11,9 +11,13 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -383,3 +387,49 @@ def test_sign_in_settings_are_checked(
     values = {"auth_mode": "oidc"} | overrides
     with pytest.raises(ConfigError, match=variable):
         make_settings(**values)
+
+
+def test_concurrent_unknown_kids_share_one_refetch(
+    oidc_backend: OidcBackend, issuer: OidcIssuer
+) -> None:
+    with oidc_backend(oidc_jwks_refresh_seconds=0) as url:
+        with signed_in(url, issuer.mint()) as alice:
+            assert alice.post(LIST).status_code == 200
+        fetches = issuer.jwks_requests
+        issuer.rotate()
+        token = issuer.mint()  # one new kid, asked for by 20 requests at once
+
+        def call(_: int) -> int:
+            return httpx.post(
+                f"{url}/chatkit", json=LIST, headers={"authorization": f"Bearer {token}"}
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(call, range(20)))
+        assert statuses == [200] * 20
+        assert issuer.jwks_requests == fetches + 1
+
+
+def test_oidc_without_an_issuer_stops_the_process_with_one_line() -> None:
+    env = {
+        **os.environ,
+        "AUTH_MODE": "oidc",
+        "OIDC_ISSUER": "",
+        "OIDC_AUDIENCE": "",
+        "SESSION_SECRET": "s" * 40,
+        "DATABASE_URL": "memory://",
+        "OPENAI_API_KEY": "test-key",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from app.main import create_app; create_app()"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Configuration error: ")
+    assert "AUTH_MODE=oidc needs OIDC_ISSUER" in line
