@@ -38,6 +38,11 @@ BAD_ANSWERS = [
     ),
     pytest.param({"llm_base_url": "localhost:11434"}, "is not an http(s) URL", id="bad-base-url"),
     pytest.param({"mcp_server_url": "ftp://x"}, "mcp_server_url 'ftp://x'", id="bad-mcp-url"),
+    pytest.param(
+        {"auth": "oidc", "frontend": "vite"},
+        "auth 'oidc' cannot go with frontend=vite yet",
+        id="oidc-with-a-frontend",
+    ),
 ]
 
 UNKNOWN_CHOICES = [
