@@ -192,10 +192,20 @@ def test_concurrent_uploads_lose_nothing(quick_run: tuple[Rows, str], project: s
     assert metrics["database is locked"] == 0
 
 
+@pytest.mark.parametrize("project", PROJECTS)
+def test_limits_hold_across_two_processes(quick_run: tuple[Rows, str], project: str) -> None:
+    metrics = row(quick_run, "14", project)
+    # Limits 10 turns/min per user, 30 per IP, 20 new threads/hour per IP (checks/limits.py).
+    assert abs(metrics["user accepted"] - 10) <= 1
+    assert abs(metrics["ip accepted"] - 30) <= 1
+    assert metrics["threads created"] <= 20
+    assert metrics["fresh requests"] >= 300
+
+
 def test_the_report_has_every_check(quick_run: tuple[Rows, str]) -> None:
     rows, report = quick_run
-    assert len(rows) == 26
+    assert len(rows) == 28
     assert "mode: quick (CI)" in report
     numbers = ("1.", "2.", "2b.", "3.", "4.", "5.", "6.", "7.", "8.", "9.")
-    for number in (*numbers, "10.", "11.", "12.", "13."):
+    for number in (*numbers, "10.", "11.", "12.", "13.", "14."):
         assert f"| {number} " in report

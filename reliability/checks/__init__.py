@@ -14,6 +14,7 @@ from reliability.checks import (
     fuzz,
     isolation,
     leaks,
+    limits,
     stateless,
     template_input,
     upload_concurrency,
@@ -36,6 +37,8 @@ CHECKS: dict[str, Callable[[Suite], list[Row]]] = {
     "attachment-isolation": attachment_isolation.run,
     "upload-concurrency": upload_concurrency.run,
     "upload-crash": upload_crash.run,
+    # Abuse limits (issue #10): its own two processes, started and stopped by the check.
+    "limits": limits.run,
     "secrets": leaks.run,
 }
 
@@ -53,5 +56,6 @@ ROLES_USED: dict[str, set[str]] = {
     "attachment-isolation": {"uploads"},
     "upload-concurrency": {"uploads"},
     "upload-crash": {"uploads"},
+    "limits": set(),
     "secrets": {"main"},
 }
