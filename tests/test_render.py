@@ -143,7 +143,7 @@ ANSWER_DEPENDENT_TESTS = ["tests/test_startup.py", "tests/test_provider_table.py
 RENDERED_MARKERS = re.compile(r"\bdefaults\b|\.env\.example|README|load_settings\(\)")
 
 
-# The defaults' whole suite in shards of about a minute each (measured on an idle
+# The defaults' whole suite in shards of one to two minutes each (measured on an idle
 # machine), so that parallel workers share it; "rest" is every generated test file the
 # other shards do not name, so a new file always runs. A named file that is gone fails.
 DEFAULTS_SHARDS: dict[str, list[str]] = {
@@ -153,6 +153,11 @@ DEFAULTS_SHARDS: dict[str, list[str]] = {
         "tests/test_sdk_fixes.py",
         "tests/test_http.py",
         "tests/test_s3.py",
+    ],
+    "production": [
+        "tests/test_limits.py",
+        "tests/test_observability.py",
+        "tests/test_oidc.py",
     ],
     "rest": [],
 }
