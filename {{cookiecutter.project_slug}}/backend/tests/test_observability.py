@@ -150,17 +150,23 @@ def input_words(request: RecordedRequest) -> int:
     return sum(len(text.split()) for _, text in request.messages_text())
 
 
-def test_active_streams_counts_turns_in_flight(
-    backend: BackendFactory, provider: str, database_url: str, fake: FakeProvider
-) -> None:
+def hold_replies(fake: FakeProvider, text: str) -> tuple[threading.Event, threading.Event]:
+    """The fake answers only once `release` is set; `asked` is set when a request arrives."""
     asked, release = threading.Event(), threading.Event()
 
     def held_reply(request: Any) -> str:
         asked.set()
         release.wait(timeout=30)
-        return "done"
+        return text
 
     fake.reply = held_reply
+    return asked, release
+
+
+def test_active_streams_counts_turns_in_flight(
+    backend: BackendFactory, provider: str, database_url: str, fake: FakeProvider
+) -> None:
+    asked, release = hold_replies(fake, "done")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with backend(provider=provider, database_url=database_url, metrics_token=TOKEN) as url:
         with ChatKitClient(url) as browser:
@@ -183,14 +189,7 @@ def test_active_streams_counts_turns_in_flight(
 def test_a_turn_the_client_drops_counts_as_cancelled(
     backend: BackendFactory, provider: str, database_url: str, fake: FakeProvider
 ) -> None:
-    asked, release = threading.Event(), threading.Event()
-
-    def held_reply(request: Any) -> str:
-        asked.set()
-        release.wait(timeout=30)
-        return "too late"
-
-    fake.reply = held_reply
+    asked, release = hold_replies(fake, "too late")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     body = json.dumps({"type": "threads.create", "params": {"input": user_input("hi")}})
     with backend(provider=provider, database_url=database_url, metrics_token=TOKEN) as url:
