@@ -76,13 +76,6 @@ class Settings(BaseSettings):
     oidc_leeway_seconds: int = Field(default=30, ge=0, le=300)
     oidc_jwks_refresh_seconds: float = Field(default=60, ge=0)
 
-    @field_validator("oidc_algorithms", mode="before")
-    @classmethod
-    def _split_algorithms(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("oidc_algorithms")
     @classmethod
     def _asymmetric_algorithms(cls, value: list[str]) -> list[str]:
@@ -174,23 +167,18 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "attachment_types", "oidc_algorithms", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
+        """The list settings are comma-separated in .env (NoDecode: not JSON)."""
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
-        return value
-
-    @field_validator("attachment_types", mode="before")
-    @classmethod
-    def _split_types(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip().lower() for part in value.split(",") if part.strip()]
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("attachment_types")
     @classmethod
     def _known_types(cls, value: list[str]) -> list[str]:
+        value = [t.lower() for t in value]
         unknown = [t for t in value if t not in KNOWN_TYPES]
         if unknown:
             raise ValueError(
