@@ -4,6 +4,9 @@
 * ``POST|PUT /chatkit/attachments/{id}/upload``: the bytes (database storage), as the
   multipart field ``file`` or the raw body.
 * ``GET /chatkit/attachments/{id}``: the bytes, to their owner only.
+
+Both take the user from the URL's signature when it has one (urls.py: the widget's
+upload and ``<img>`` requests carry no bearer token), else from the cookie or token.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app.attachments.bodies import MULTIPART_OVERHEAD, is_multipart, multipart_file, raw_body
 from app.attachments.policy import AttachmentError
+from app.attachments.service import AttachmentService
 from app.attachments.sniff import kind_of
-from app.deps import AttachmentsDep, RequestContextDep
-from app.identity import IdentityDep, SessionsDep
+from app.attachments.urls import SIGNATURE, Action
+from app.context import RequestContext, public_origin
+from app.deps import AttachmentsDep, SettingsDep
+from app.identity import Identity, SessionsDep, VerifierDep, identify
 from app.routes import error_response
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,27 @@ def _refusal(error: Exception) -> Response:
     return error_response(500, "internal", "The server failed; see its log.")
 
 
+async def caller(
+    request: Request,
+    attachment_id: str,
+    action: Action,
+    service: AttachmentService,
+    sessions: SessionsDep,
+    verifier: VerifierDep,
+) -> Identity:
+    """The user a signed URL was issued to (AttachmentError 403 when it is not valid),
+    else the request's own, as every other route sees it."""
+    if SIGNATURE in request.query_params:
+        if service.urls is None:
+            raise AttachmentError(403, "bad_signature", "This server does not sign links.")
+        return Identity(service.urls.verify(action, attachment_id, request.query_params))
+    return await identify(request, sessions, verifier)
+
+
+def context_of(request: Request, identity: Identity, public_url: str) -> RequestContext:
+    return RequestContext(identity.user_id, origin=public_origin(request, public_url))
+
+
 @router.get("/chatkit/attachments/policy")
 async def attachment_policy(service: AttachmentsDep) -> Response:
     return JSONResponse(service.policy.composer())
@@ -55,10 +82,15 @@ async def upload_attachment(
     attachment_id: str,
     request: Request,
     service: AttachmentsDep,
-    context: RequestContextDep,
+    settings: SettingsDep,
     sessions: SessionsDep,
-    identity: IdentityDep,
+    verifier: VerifierDep,
 ) -> Response:
+    try:
+        identity = await caller(request, attachment_id, "upload", service, sessions, verifier)
+    except AttachmentError as error:
+        return _refusal(error)
+    context = context_of(request, identity, settings.public_url)
     multipart = is_multipart(request)
     body: AsyncGenerator[bytes, None] = multipart_file(request) if multipart else raw_body(request)
     try:
@@ -88,8 +120,18 @@ def content_disposition(name: str, inline: bool) -> str:
 
 @router.get("/chatkit/attachments/{attachment_id}")
 async def download_attachment(
-    attachment_id: str, service: AttachmentsDep, context: RequestContextDep
+    attachment_id: str,
+    request: Request,
+    service: AttachmentsDep,
+    settings: SettingsDep,
+    sessions: SessionsDep,
+    verifier: VerifierDep,
 ) -> Response:
+    try:
+        identity = await caller(request, attachment_id, "download", service, sessions, verifier)
+    except AttachmentError as error:
+        return _refusal(error)
+    context = context_of(request, identity, settings.public_url)
     try:
         download = await service.download(attachment_id, context)
     except Exception as error:

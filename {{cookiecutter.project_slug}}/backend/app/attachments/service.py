@@ -31,12 +31,14 @@ from pydantic import AnyUrl
 
 from app.attachments.policy import AttachmentError, AttachmentPolicy, clean_name
 from app.attachments.sniff import SNIFF_BYTES, TEXT, kind_of, sniff
+from app.attachments.urls import AttachmentUrls
 from app.context import RequestContext
 from app.stores import AppStore
 from app.stores.base import AttachmentBoundError
 
 if TYPE_CHECKING:
     from app.attachments.s3 import S3Objects
+    from app.attachments.urls import Action
     from app.config import Settings
     from app.provider_table import Provider
     from app.stores.base import UploadInfo
@@ -84,14 +86,19 @@ class AttachmentService(AttachmentStore[RequestContext]):
         *,
         objects: S3Objects | None = None,
         orphan_hours: float = 24.0,
+        urls: AttachmentUrls | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.objects = objects
         self.orphan_hours = orphan_hours
+        # Signs the upload and preview URLs (urls.py); None: plain URLs, cookie only.
+        self.urls = urls
         if objects is not None:
             # Rows go with threads, deletes and sweeps, in the store; their objects then.
             store.on_attachments_deleted = self._delete_objects
+        if urls is not None:
+            store.present_attachment = self.present
 
     @classmethod
     def from_settings(
@@ -116,7 +123,14 @@ class AttachmentService(AttachmentStore[RequestContext]):
 
             bucket, prefix = parse_s3_storage(settings.attachment_storage)
             objects = S3Objects(bucket, prefix, settings.s3_endpoint_url or None)
-        return cls(store, policy, objects=objects, orphan_hours=settings.attachment_orphan_hours)
+        secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
+        return cls(
+            store,
+            policy,
+            objects=objects,
+            orphan_hours=settings.attachment_orphan_hours,
+            urls=AttachmentUrls(secret),
+        )
 
     # -- ChatKit's AttachmentStore ---------------------------------------------------------
 
@@ -133,9 +147,8 @@ class AttachmentService(AttachmentStore[RequestContext]):
                 url=AnyUrl(url), method="PUT", headers={"Content-Type": mime_type}
             )
         else:
-            descriptor = AttachmentUploadDescriptor(
-                url=AnyUrl(f"{origin}/chatkit/attachments/{attachment_id}/upload"), method="POST"
-            )
+            url = self._url(origin, attachment_id, "upload", context.user_id)
+            descriptor = AttachmentUploadDescriptor(url=AnyUrl(url), method="POST")
         fields: dict[str, Any] = {
             "id": attachment_id,
             "name": clean_name(input.name),
@@ -143,9 +156,27 @@ class AttachmentService(AttachmentStore[RequestContext]):
             "upload_descriptor": descriptor,
         }
         if kind_of(mime_type) == "image":
-            preview = AnyUrl(f"{origin}/chatkit/attachments/{attachment_id}")
-            return ImageAttachment(**fields, preview_url=preview)
+            preview = self._url(origin, attachment_id, "download", context.user_id)
+            return ImageAttachment(**fields, preview_url=AnyUrl(preview))
         return FileAttachment(**fields)
+
+    def _url(self, origin: str, attachment_id: str, action: Action, user_id: str) -> str:
+        path = f"{origin}/chatkit/attachments/{attachment_id}"
+        path += "/upload" if action == "upload" else ""
+        if self.urls is None:
+            return path
+        return f"{path}?{self.urls.query(action, attachment_id, user_id)}"
+
+    def present(self, attachment: Attachment, context: RequestContext) -> Attachment:
+        """The attachment as it leaves the store for ``context``'s user: its preview URL
+        signed afresh, on the request's origin (a thread loaded days later still shows
+        its images). Nothing changes outside an HTTP request (no origin)."""
+        if not isinstance(attachment, ImageAttachment) or not context.origin:
+            return attachment
+        preview = self._url(context.origin, attachment.id, "download", context.user_id)
+        if str(attachment.preview_url) == preview:
+            return attachment
+        return attachment.model_copy(update={"preview_url": AnyUrl(preview)})
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         # Only the owner's: NotFoundError otherwise. The server then deletes the row with

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar
 
 from chatkit.store import NotFoundError, Store
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
 from pydantic import TypeAdapter
 
 from app.context import RequestContext
@@ -113,6 +113,17 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class CounterAdd:
+    """One addition to a counter: its key, its window's start (Unix seconds), the amount
+    and when the window's row may be deleted."""
+
+    key: str
+    window_start: int
+    amount: int
+    expires_at: datetime
+
+
 class AppStore(FullUuidIds, Store[RequestContext], ABC):
     """A chatkit ``Store`` scoped by ``RequestContext.user_id``, with a lifecycle.
 
@@ -139,6 +150,23 @@ class AppStore(FullUuidIds, Store[RequestContext], ABC):
             await callback(attachment_ids)
         except Exception as error:
             logger.warning("on_attachments_deleted failed: %r", error)
+
+    # Set by the attachment service: how an attachment leaves the store for the caller
+    # (load_attachment, and the attachments of loaded messages), e.g. its preview URL
+    # signed afresh (app/attachments/urls.py).
+    present_attachment: Callable[[Attachment, RequestContext], Attachment] | None = None
+
+    def _presented(self, attachment: Attachment, context: RequestContext) -> Attachment:
+        present = self.present_attachment
+        return attachment if present is None else present(attachment, context)
+
+    def _presented_item(self, item: ThreadItem, context: RequestContext) -> ThreadItem:
+        if self.present_attachment is None or not isinstance(item, UserMessageItem):
+            return item
+        if not item.attachments:
+            return item
+        shown = [self._presented(attachment, context) for attachment in item.attachments]
+        return item.model_copy(update={"attachments": shown})
 
     @abstractmethod
     async def start(self) -> None:
@@ -209,7 +237,6 @@ class AppStore(FullUuidIds, Store[RequestContext], ABC):
 
     # -- counters (app/limits/) --------------------------------------------------------
 
-    @abstractmethod
     async def add_to_counter(
         self, key: str, window_start: int, amount: int, expires_at: datetime
     ) -> int:
@@ -219,6 +246,14 @@ class AppStore(FullUuidIds, Store[RequestContext], ABC):
         Atomic: concurrent callers, in any process sharing the database, each see a
         different value. Counters are not scoped by user: ``key`` names whose they are.
         """
+        (count,) = await self.add_to_counters([CounterAdd(key, window_start, amount, expires_at)])
+        return count
+
+    @abstractmethod
+    async def add_to_counters(self, additions: Sequence[CounterAdd]) -> list[int]:
+        """``add_to_counter`` for each addition, in one round trip to the database; the
+        new values in the additions' order. Each addition is atomic on its own (not the
+        batch as a whole); keys must differ. An amount of 0 reads a counter."""
 
     @abstractmethod
     async def read_counter(self, key: str, window_start: int) -> int:

@@ -8,7 +8,7 @@ change stored state, and pages are cut with bisect on a per-owner sorted ``seq``
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import count
@@ -22,6 +22,7 @@ from app.stores.base import (
     ITEM_ADAPTER,
     AppStore,
     AttachmentBoundError,
+    CounterAdd,
     Order,
     UploadInfo,
     as_utc,
@@ -174,8 +175,11 @@ class MemoryStore(AppStore):
         after_seq = None if after is None else self._owned_item(thread_id, after, context).seq
         index = self._items_by_thread.get(thread_id, _SeqIndex())
         ids, has_more = index.page(after_seq, check_limit(limit), check_order(order))
-        data = [ITEM_ADAPTER.validate_json(self._items[i].json) for i in ids]
+        data = [self._loaded_item(self._items[i].json, context) for i in ids]
         return page_of(data, has_more)
+
+    def _loaded_item(self, data: str, context: RequestContext) -> ThreadItem:
+        return self._presented_item(ITEM_ADAPTER.validate_json(data), context)
 
     async def add_thread_item(
         self, thread_id: str, item: ThreadItem, context: RequestContext
@@ -199,7 +203,7 @@ class MemoryStore(AppStore):
             raise NotFoundError(f"Item {item.id} not found in thread {thread_id}")
 
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
-        return ITEM_ADAPTER.validate_json(self._owned_item(thread_id, item_id, context).json)
+        return self._loaded_item(self._owned_item(thread_id, item_id, context).json, context)
 
     async def delete_thread_item(
         self, thread_id: str, item_id: str, context: RequestContext
@@ -245,7 +249,10 @@ class MemoryStore(AppStore):
         row.upload = replace(row.upload, thread_id=bound or attachment.thread_id)
 
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
-        return ATTACHMENT_ADAPTER.validate_json(self._owned_attachment(attachment_id, context).json)
+        attachment = ATTACHMENT_ADAPTER.validate_json(
+            self._owned_attachment(attachment_id, context).json
+        )
+        return self._presented(attachment, context)
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         self._owned_attachment(attachment_id, context)
@@ -321,12 +328,16 @@ class MemoryStore(AppStore):
         await self._attachments_deleted(gone)
         return gone
 
-    async def add_to_counter(
-        self, key: str, window_start: int, amount: int, expires_at: datetime
-    ) -> int:
-        count, _ = self._counters.get((key, window_start), (0, expires_at))
-        self._counters[(key, window_start)] = (count + amount, as_utc(expires_at))
-        return count + amount
+    async def add_to_counters(self, additions: Sequence[CounterAdd]) -> list[int]:
+        values = []
+        for add in additions:
+            count, _ = self._counters.get((add.key, add.window_start), (0, add.expires_at))
+            self._counters[(add.key, add.window_start)] = (
+                count + add.amount,
+                as_utc(add.expires_at),
+            )
+            values.append(count + add.amount)
+        return values
 
     async def read_counter(self, key: str, window_start: int) -> int:
         return self._counters.get((key, window_start), (0, None))[0]

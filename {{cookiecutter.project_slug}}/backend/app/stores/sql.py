@@ -58,6 +58,7 @@ from app.stores.base import (
     ITEM_ADAPTER,
     AppStore,
     AttachmentBoundError,
+    CounterAdd,
     Order,
     UploadInfo,
     as_utc,
@@ -246,6 +247,7 @@ class SQLStore(AppStore):
         )
         # One writer at a time on SQLite anyway: queue here rather than in busy-wait loops.
         self._write_lock = asyncio.Lock() if self._sqlite else None
+        self._counter_statements: dict[int, Any] = {}  # add_to_counters' upserts, by size
 
     @property
     def engine(self) -> AsyncEngine:
@@ -457,18 +459,22 @@ class SQLStore(AppStore):
                 rows = (await conn.execute(query)).all()
                 if not rows:
                     await self._require_thread(conn, thread_id, user_id)
-                return self._items_page(rows, limit)
+                return self._items_page(rows, limit, context)
             await self._require_thread(conn, thread_id, user_id)
             after_seq = await self._item_seq(conn, after, thread_id, user_id)
             if after_seq is None:
                 raise NotFoundError(f"Item {after} not found in thread {thread_id}")
             query = items_page_query(thread_id, user_id, after_seq, limit, direction)
             rows = (await conn.execute(query)).all()
-        return self._items_page(rows, limit)
+        return self._items_page(rows, limit, context)
 
-    @staticmethod
-    def _items_page(rows: Sequence[Row[tuple[str, str]]], limit: int) -> Page[ThreadItem]:
-        data = [ITEM_ADAPTER.validate_json(row.data) for row in rows[:limit]]
+    def _items_page(
+        self, rows: Sequence[Row[tuple[str, str]]], limit: int, context: RequestContext
+    ) -> Page[ThreadItem]:
+        data = [
+            self._presented_item(ITEM_ADAPTER.validate_json(row.data), context)
+            for row in rows[:limit]
+        ]
         return page_of(data, len(rows) > limit)
 
     async def add_thread_item(
@@ -545,7 +551,7 @@ class SQLStore(AppStore):
             ).first()
         if row is None or (row.thread_id, row.user_id) != (thread_id, context.user_id):
             raise NotFoundError(f"Item {item_id} not found in thread {thread_id}")
-        return ITEM_ADAPTER.validate_json(row.data)
+        return self._presented_item(ITEM_ADAPTER.validate_json(row.data), context)
 
     @_store_call
     async def delete_thread_item(
@@ -604,7 +610,7 @@ class SQLStore(AppStore):
             )
         if data is None:
             raise NotFoundError(f"Attachment {attachment_id} not found")
-        return ATTACHMENT_ADAPTER.validate_json(data)
+        return self._presented(ATTACHMENT_ADAPTER.validate_json(data), context)
 
     @_store_call
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
@@ -802,32 +808,50 @@ class SQLStore(AppStore):
     # -- counters --------------------------------------------------------------------
 
     @_store_call
-    async def add_to_counter(
-        self, key: str, window_start: int, amount: int, expires_at: datetime
-    ) -> int:
-        _no_nul(key)
-        values = {
-            "key": key,
-            "window_start": window_start,
-            "amount": amount,
-            "expires_at": as_utc(expires_at),
-        }
+    async def add_to_counters(self, additions: Sequence[CounterAdd]) -> list[int]:
+        if not additions:
+            return []
+        _no_nul(*(add.key for add in additions))
+        # Rows in key order: two batches upserting the same rows lock them in one order,
+        # so concurrent replicas cannot deadlock on PostgreSQL.
+        ordered = sorted(additions, key=lambda add: (add.key, add.window_start))
+        values: dict[str, Any] = {}
+        for i, add in enumerate(ordered):
+            values |= {
+                f"key{i}": add.key,
+                f"window_start{i}": add.window_start,
+                f"amount{i}": add.amount,
+                f"expires_at{i}": as_utc(add.expires_at),
+            }
         async with self._write() as conn:
-            return int(await conn.scalar(self._add_to_counter_statement, values))
+            rows = (await conn.execute(self._add_to_counters_statement(len(ordered)), values)).all()
+        counts = {(str(k), int(w)): int(n) for k, w, n in (tuple(row) for row in rows)}
+        return [counts[(add.key, add.window_start)] for add in additions]
 
-    @cached_property
-    def _add_to_counter_statement(self) -> Any:
-        # One statement, atomic on both databases: concurrent replicas never lose a hit.
+    def _add_to_counters_statement(self, size: int) -> Any:
+        """The upsert of ``size`` counters, built once per size (a turn adds 3 to 6)."""
+        cached = self._counter_statements.get(size)
+        if cached is not None:
+            return cached
         stmt = self._insert(counters).values(
-            key=bindparam("key", type_=Text),
-            window_start=bindparam("window_start", type_=BigInteger),
-            count=bindparam("amount", type_=BigInteger),
-            expires_at=bindparam("expires_at", type_=DateTime(timezone=True)),
+            [
+                {
+                    "key": bindparam(f"key{i}", type_=Text),
+                    "window_start": bindparam(f"window_start{i}", type_=BigInteger),
+                    "count": bindparam(f"amount{i}", type_=BigInteger),
+                    "expires_at": bindparam(f"expires_at{i}", type_=DateTime(timezone=True)),
+                }
+                for i in range(size)
+            ]
         )
-        return stmt.on_conflict_do_update(
+        # One statement, each row's upsert atomic on both databases: concurrent replicas
+        # never lose a hit.
+        stmt = stmt.on_conflict_do_update(
             index_elements=[counters.c.key, counters.c.window_start],
             set_={"count": counters.c.count + stmt.excluded.count},
-        ).returning(counters.c.count)
+        ).returning(counters.c.key, counters.c.window_start, counters.c.count)
+        self._counter_statements[size] = stmt
+        return stmt
 
     @_store_call
     async def read_counter(self, key: str, window_start: int) -> int:
