@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     rate_limit_user_turns_per_day: int = Field(default=1_000, ge=0)
     # New threads per client IP per hour, so fresh cookies cannot flood the database.
     rate_limit_ip_threads_per_hour: int = Field(default=100, ge=0)
+    # Attachments (attachments.create) per user per minute, and their declared bytes per
+    # user per UTC day.
+    rate_limit_user_uploads_per_minute: int = Field(default=20, ge=0)
+    rate_limit_user_upload_bytes_per_day: int = Field(default=500 * 1024 * 1024, ge=0)
     # Input + output tokens per user per UTC day; None: no budget (usage is still counted).
     token_budget_user_per_day: int | None = Field(default=None, ge=1)
 

@@ -21,6 +21,8 @@ class RequestContext:
     # The API's public origin (scheme://host[/prefix]), for the upload and preview URLs
     # handed to the browser; empty outside HTTP requests.
     origin: str = ""
+    # The client's address, for the per-IP limits (app/limits/); empty outside HTTP.
+    client_ip: str = ""
 
 
 def _first(value: str | None) -> str:

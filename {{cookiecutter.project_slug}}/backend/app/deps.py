@@ -18,6 +18,7 @@ from app.attachments.service import AttachmentService
 from app.config import Settings
 from app.context import RequestContext, public_origin
 from app.identity import IdentityDep, SessionCookies
+from app.limits.turns import client_ip
 from app.oidc import OidcVerifier
 from app.server import ChatServer
 from app.stores import AppStore
@@ -78,7 +79,11 @@ def get_request_context(
     request: Request, identity: IdentityDep, settings: SettingsDep
 ) -> RequestContext:
     """The context of this request's store and server calls: the user and the origin."""
-    return RequestContext(identity.user_id, origin=public_origin(request, settings.public_url))
+    return RequestContext(
+        identity.user_id,
+        origin=public_origin(request, settings.public_url),
+        client_ip=client_ip(request),
+    )
 
 
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]

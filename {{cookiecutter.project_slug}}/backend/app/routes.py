@@ -18,7 +18,7 @@ from app.attachments.policy import AttachmentError
 from app.context import RequestContext
 from app.deps import ChatServerDep, RequestContextDep, SettingsDep, StoreDep
 from app.identity import IdentityDep, SessionsDep
-from app.limits.turns import client_ip
+from app.limits.turns import LimitExceeded
 from app.server import ChatServer
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def to_http_error(error: Exception) -> JSONResponse | None:
     """The 4xx answer for a request the client got wrong; None for a server fault."""
     match error:
+        case LimitExceeded():
+            return error.refusal.response()
         case AttachmentError():
             return error_response(error.status, error.code, error.message)
         case ValidationError():
@@ -153,11 +155,9 @@ async def chatkit_endpoint(
     limit = settings.max_request_bytes
     try:
         body = await read_body(request, limit)
-        # Limits first: a refused turn is stored nowhere and starts no stream.
-        refusal = server.limits and await server.limits.check(
-            body, context.user_id, client_ip(request)
-        )
-        response = refusal.response() if refusal else await _respond(server, body, context)
+        # The limits run first inside (ChatServer.check_request): a refused turn is
+        # stored nowhere and starts no stream.
+        response = await _respond(server, body, context)
     except RequestTooLarge:
         response = error_response(413, "too_large", f"The body is over {limit} bytes.")
     except Exception as error:

@@ -11,6 +11,7 @@ from agents import Agent, RunConfig, Runner
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
+    ChatKitReq,
     FeedbackKind,
     ThreadItem,
     ThreadMetadata,
@@ -23,7 +24,7 @@ from app.attachments.policy import AttachmentPolicy
 from app.attachments.service import AttachmentService
 from app.context import RequestContext
 from app.history import HistoryConverter
-from app.limits import Limits, trim_history
+from app.limits import LimitExceeded, Limits, trim_history
 from app.observability.turns import note_usage, observed_turn
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
@@ -95,6 +96,15 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
             text_chars=self.attachment_text_chars,
             kinds=self.provider.provider.attachment_kinds,
         )
+
+    async def check_request(self, request: ChatKitReq, context: RequestContext) -> None:
+        # The limits first (app/limits/), on the request as parsed once: a refused
+        # request is stored nowhere, starts no stream and reads no attachment.
+        if self.limits is not None:
+            refusal = await self.limits.check(request, context.user_id, context.client_ip)
+            if refusal is not None:
+                raise LimitExceeded(refusal)
+        await super().check_request(request, context)
 
     async def check_attachments(
         self, attachment_ids: list[str], thread_id: str | None, context: RequestContext

@@ -71,6 +71,8 @@ def fake_settings(fake: FakeProvider, provider: str = "openai", **overrides: Any
         "rate_limit_ip_turns_per_minute": 0,
         "rate_limit_user_turns_per_day": 0,
         "rate_limit_ip_threads_per_hour": 0,
+        "rate_limit_user_uploads_per_minute": 0,
+        "rate_limit_user_upload_bytes_per_day": 0,
         PROVIDERS[provider].key_variable.lower(): "test-key",
     }
     return load_settings(**(values | overrides))

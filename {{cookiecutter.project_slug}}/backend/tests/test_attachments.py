@@ -303,7 +303,7 @@ def test_create_refuses_what_can_never_upload(
 
 def test_uploads_are_limited_while_they_stream(small: ChatKitClient) -> None:
     def created() -> dict[str, Any]:
-        attachment: dict[str, Any] = small.create_attachment("a.png", "image/png", 100).json()
+        attachment: dict[str, Any] = small.create_attachment("a.png", "image/png", len(PNG)).json()
         return attachment
 
     too_big = PNG + bytes(SMALL_MAX)

@@ -23,11 +23,12 @@ from app.limits import Limits
 from app.main import create_app
 from app.observability import metrics
 from app.stores import open_store
-from tests.chatkit_client import ChatKitClient, Turn
+from tests.chatkit_client import ChatKitClient, Turn, user_input
 from tests.conftest import SettingsFactory
 from tests.fake_provider import FakeProvider
 from tests.live_server import LiveServer
 from tests.store_fixtures import postgres_database
+from tests.test_attachments import PNG
 
 # 10 s into a UTC day (and so into a minute and an hour).
 START = datetime(2026, 12, 3, tzinfo=UTC).timestamp() + 10
@@ -82,7 +83,7 @@ def retry_after(client: ChatKitClient, thread_id: str) -> int:
             "type": "threads.add_user_message",
             "params": {
                 "thread_id": thread_id,
-                "input": {"content": [{"type": "input_text", "text": "x"}], "attachments": []},
+                "input": user_input("x"),
             },
         }
     )
@@ -230,6 +231,57 @@ def test_user_turns_per_day_at_the_edge(make_settings: SettingsFactory, database
         assert retry_after(client, thread_id) == 86_400 - 10 - 3600
         clock.now = START + 86_400 - 10  # the next day
         assert not client.send(thread_id, "three").errors
+
+
+def uploads(outcome: str) -> float:
+    """The chatkit_attachment_uploads metric of ``outcome`` so far."""
+    value = metrics.current().registry.get_sample_value(
+        "chatkit_attachment_uploads_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
+def test_uploads_per_minute_and_bytes_per_day_at_the_edge(make_settings: SettingsFactory) -> None:
+    clock = Clock()
+    app = live_app(
+        make_settings,
+        clock,
+        attachments_enabled=True,
+        rate_limit_user_uploads_per_minute=3,
+        rate_limit_user_upload_bytes_per_day=2000,
+    )
+    with LiveServer(app) as server, ChatKitClient(server.url) as client:
+        for _ in range(3):
+            assert client.create_attachment("a.txt", "text/plain", 100).status_code == 200
+        before = refused("user_uploads")
+        fourth = client.create_attachment("a.txt", "text/plain", 100)
+        assert fourth.status_code == 429, fourth.text
+        assert fourth.json()["error"]["limit"] == "user_uploads"
+        assert fourth.headers["retry-after"] == "50"
+        assert refused("user_uploads") == before + 1
+        with ChatKitClient(server.url) as other:  # another user is not limited
+            assert other.create_attachment("a.txt", "text/plain", 100).status_code == 200
+
+        clock.now += 60  # the next minute: 300 bytes of today's 2000 used (not the 4th's)
+        created = client.create_attachment("a.png", "image/png", len(PNG))
+        assert created.status_code == 200, created.text
+        rest = 2000 - 300 - len(PNG)
+        assert client.create_attachment("b.txt", "text/plain", rest).status_code == 200
+        over = client.create_attachment("c.txt", "text/plain", 1)
+        assert over.status_code == 429 and over.json()["error"]["limit"] == "upload_bytes"
+        assert int(over.headers["retry-after"]) == 86_400 - 70  # until midnight UTC
+
+        # An upload may not exceed its declared size: the bytes counted are the bytes.
+        stored, refusals = uploads("stored"), uploads("refused")
+        descriptor = created.json()["upload_descriptor"]
+        bigger = client.upload(descriptor, PNG + b"x" * 100)
+        assert bigger.status_code == 413
+        assert bigger.json()["error"]["code"] == "larger_than_declared"
+        assert client.upload(descriptor, PNG).status_code == 200
+        assert (uploads("stored"), uploads("refused")) == (stored + 1, refusals + 1)
+        assert metrics.current().registry.get_sample_value(
+            "chatkit_attachment_upload_bytes_total"
+        ) == len(PNG)
 
 
 def test_ip_turns_per_minute_and_health_never_limited(

@@ -33,6 +33,7 @@ from app.attachments.policy import AttachmentError, AttachmentPolicy, clean_name
 from app.attachments.sniff import SNIFF_BYTES, TEXT, kind_of, sniff
 from app.attachments.urls import AttachmentUrls
 from app.context import RequestContext
+from app.observability.metrics import record_upload
 from app.stores import AppStore
 from app.stores.base import AttachmentBoundError
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024  # what one write_chunk call stores
+DECLARED_SIZE = "declared_size"  # the attachment's metadata key for its declared bytes
 S3_UPLOAD_ID = "s3"  # marks an S3 object checked and accepted (no chunks in the store)
 # An origin for contexts built outside an HTTP request (scripts, tests of the store).
 FALLBACK_ORIGIN = "http://localhost"
@@ -54,6 +56,15 @@ FALLBACK_ORIGIN = "http://localhost"
 def already_attached() -> AttachmentError:
     return AttachmentError(
         409, "already_attached", "This attachment is part of a message already: its file is fixed."
+    )
+
+
+def larger_than_declared(declared: int) -> AttachmentError:
+    return AttachmentError(
+        413,
+        "larger_than_declared",
+        f"The upload is larger than the {declared} bytes its attachments.create declared; "
+        "declare the file's real size.",
     )
 
 
@@ -154,6 +165,9 @@ class AttachmentService(AttachmentStore[RequestContext]):
             "name": clean_name(input.name),
             "mime_type": mime_type,
             "upload_descriptor": descriptor,
+            # Kept in the store, never sent: an upload may not exceed it, so the limits
+            # count uploads by their declared bytes (app/limits/).
+            "metadata": {DECLARED_SIZE: input.size},
         }
         if kind_of(mime_type) == "image":
             preview = self._url(origin, attachment_id, "download", context.user_id)
@@ -194,6 +208,17 @@ class AttachmentService(AttachmentStore[RequestContext]):
         the wrong type (415). Nothing of a refused or broken upload can be attached: its
         chunks carry an upload id the attachment only takes when the upload finished.
         """
+        try:
+            attachment, size = await self._upload(attachment_id, body, context)
+        except AttachmentError:
+            record_upload(None)
+            raise
+        record_upload(size)
+        return attachment
+
+    async def _upload(
+        self, attachment_id: str, body: AsyncIterator[bytes], context: RequestContext
+    ) -> tuple[Attachment, int]:
         self.policy.check_enabled()
         if self.objects is not None:
             raise AttachmentError(
@@ -206,6 +231,7 @@ class AttachmentService(AttachmentStore[RequestContext]):
         if info.thread_id is not None:
             raise already_attached()
         attachment = await self.store.load_attachment(attachment_id, context)
+        declared = (attachment.metadata or {}).get(DECLARED_SIZE)
         upload_id = uuid.uuid4().hex
         wrote = False
         try:
@@ -214,6 +240,8 @@ class AttachmentService(AttachmentStore[RequestContext]):
                 size += len(piece)
                 if size > self.policy.max_bytes:
                     self.policy.check_size(size)
+                if isinstance(declared, int) and size > declared:
+                    raise larger_than_declared(declared)
                 buffer += piece
                 if not content_type and len(buffer) >= SNIFF_BYTES:
                     head = bytes(buffer[:SNIFF_BYTES])
@@ -241,7 +269,7 @@ class AttachmentService(AttachmentStore[RequestContext]):
             if wrote:
                 await _shielded(self.store.discard_upload(upload_id))
             raise
-        return done
+        return done, size
 
     def _checked_type(self, attachment: Attachment, head: bytes, complete: bool) -> str:
         """The type the bytes show, when it is allowed and of the declared kind; else 415."""
@@ -287,8 +315,10 @@ class AttachmentService(AttachmentStore[RequestContext]):
             head = await self.objects.read_head(attachment_id, SNIFF_BYTES)
             content_type = self._checked_type(attachment, head, complete=size <= len(head))
         except AttachmentError:
+            record_upload(None)
             await self.objects.delete([attachment_id])  # refused bytes are not kept
             raise
+        record_upload(size)
         done = self._finished(attachment, content_type)
         # Bound since: a racing message checked and accepted the same object first. Not
         # this message's fault; saving it refuses it if it names another thread.

@@ -1,10 +1,10 @@
-"""Abuse and cost limits: message size, history size, turn rates, token budget.
+"""Abuse and cost limits: message size, history size, turn rates, token budget, uploads.
 
 Counters live in the store (``AppStore.add_to_counter``), so replicas on one database
-share them. ``Limits.check`` runs before a request reaches the ChatKit server.
+share them. ``Limits.check`` runs on the parsed request before the ChatKit server acts on it.
 """
 
 from app.limits.history import trim_history
-from app.limits.turns import Limits, Refusal
+from app.limits.turns import LimitExceeded, Limits, Refusal
 
-__all__ = ["Limits", "Refusal", "trim_history"]
+__all__ = ["LimitExceeded", "Limits", "Refusal", "trim_history"]

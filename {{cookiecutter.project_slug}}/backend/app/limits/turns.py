@@ -1,8 +1,13 @@
-"""Per-request checks before the ChatKit server runs: message size, rates, budget."""
+"""Per-request checks before the ChatKit server runs: message size, rates, budget,
+and the uploads of attachments.
+
+The checks take the request as the server parsed it (``ChatServer.check_request``), and
+all of a request's counters go to the store in one round trip (``add_to_counters``).
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import math
 import time
@@ -11,12 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agents import ModelSettings
+from chatkit.types import (
+    AttachmentsCreateReq,
+    ChatKitReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+)
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from app.config import Settings
 from app.observability.metrics import record_rate_limited
 from app.stores import AppStore
+from app.stores.base import CounterAdd
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +44,6 @@ TURN_TYPES = frozenset(
         "threads.custom_action",
     }
 )
-MESSAGE_TYPES = frozenset({"threads.create", "threads.add_user_message"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +66,36 @@ class Refusal:
         return JSONResponse({"error": body}, status_code=self.status, headers=headers)
 
 
+class LimitExceeded(Exception):
+    """Raised by ``ChatServer.check_request``; the endpoint answers ``refusal.response()``."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
 def client_ip(request: Request) -> str:
     """The socket's peer. uvicorn has already put X-Forwarded-For's client there when
     the peer is in FORWARDED_ALLOW_IPS, and only then."""
     return request.client.host if request.client else "unknown"
 
 
-def _parse(body: bytes) -> tuple[str, int] | None:
-    """The request's type and its message's characters; None when it is not a ChatKit
-    request (the server answers those with a 4xx itself)."""
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than ~1,000
+def message_chars(request: ChatKitReq) -> int | None:
+    """The characters of a message request's text; None for other requests."""
+    if not isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
         return None
-    if not isinstance(request, dict) or not isinstance(request.get("type"), str):
-        return None
-    params = request.get("params")
-    message = params.get("input") if isinstance(params, dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
-    chars = 0
-    for part in content if isinstance(content, list) else []:
-        text = part.get("text") if isinstance(part, dict) else None
-        chars += len(text) if isinstance(text, str) else 0
-    return request["type"], chars
+    return sum(len(getattr(part, "text", "") or "") for part in request.params.input.content)
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One counter a request adds to: which limit, and its window."""
+
+    kind: str
+    key: str
+    seconds: int
+    limit: int
+    amount: int = 1
 
 
 def _expiry(start: int, seconds: int) -> datetime:
@@ -99,19 +117,51 @@ class Limits:
         # include_usage: Chat Completions streams report usage only when asked.
         return ModelSettings(max_tokens=self.settings.max_output_tokens, include_usage=True)
 
-    async def check(self, body: bytes, user_id: str, ip: str) -> Refusal | None:
-        refusal = await self._check(body, user_id, ip)
+    async def check(self, request: ChatKitReq, user_id: str, ip: str) -> Refusal | None:
+        refusal = await self._check(request, user_id, ip)
         if refusal is not None:
             record_rate_limited(refusal.kind)
         return refusal
 
-    async def _check(self, body: bytes, user_id: str, ip: str) -> Refusal | None:
-        parsed = _parse(body)
-        if parsed is None or parsed[0] not in TURN_TYPES:
-            return None
-        kind, chars = parsed
+    def windows(self, request: ChatKitReq, user_id: str, ip: str) -> list[_Window]:
+        """The counters ``request`` adds to, in the order they are checked."""
         s = self.settings
-        if kind in MESSAGE_TYPES and chars > s.max_message_chars:
+        if isinstance(request, AttachmentsCreateReq):
+            return [
+                _Window(
+                    "user_uploads",
+                    f"uploads:user:{user_id}",
+                    MINUTE,
+                    s.rate_limit_user_uploads_per_minute,
+                ),
+                _Window(
+                    "upload_bytes",
+                    f"upload-bytes-day:user:{user_id}",
+                    DAY,
+                    s.rate_limit_user_upload_bytes_per_day,
+                    max(0, request.params.size),
+                ),
+            ]
+        if request.type not in TURN_TYPES:
+            return []
+        return [
+            _Window("ip_turns", f"turns:ip:{ip}", MINUTE, s.rate_limit_ip_turns_per_minute),
+            _Window(
+                "user_turns", f"turns:user:{user_id}", MINUTE, s.rate_limit_user_turns_per_minute
+            ),
+            _Window(
+                "daily_turns", f"turns-day:user:{user_id}", DAY, s.rate_limit_user_turns_per_day
+            ),
+        ] + (
+            [_Window("ip_threads", f"threads:ip:{ip}", HOUR, s.rate_limit_ip_threads_per_hour)]
+            if isinstance(request, ThreadsCreateReq)
+            else []
+        )
+
+    async def _check(self, request: ChatKitReq, user_id: str, ip: str) -> Refusal | None:
+        s = self.settings
+        chars = message_chars(request)
+        if chars is not None and chars > s.max_message_chars:
             return Refusal(
                 413,
                 "message_too_long",
@@ -119,34 +169,45 @@ class Limits:
                 "Shorten it and send it again.",
                 kind="message_chars",
             )
+        windows = [w for w in self.windows(request, user_id, ip) if w.limit > 0]
+        budget = s.token_budget_user_per_day if request.type in TURN_TYPES else None
+        if not windows and budget is None:
+            return None
         now = self.clock()
-        await self._sweep(now)
-        checks = [
-            ("ip_turns", f"turns:ip:{ip}", MINUTE, s.rate_limit_ip_turns_per_minute),
-            ("user_turns", f"turns:user:{user_id}", MINUTE, s.rate_limit_user_turns_per_minute),
-            ("daily_turns", f"turns-day:user:{user_id}", DAY, s.rate_limit_user_turns_per_day),
-        ]
-        if kind == "threads.create":
-            checks.append(
-                ("ip_threads", f"threads:ip:{ip}", HOUR, s.rate_limit_ip_threads_per_hour)
-            )
-        for limit_kind, key, seconds, limit in checks:
-            if limit == 0:
-                continue
-            start = int(now // seconds * seconds)
-            count = await self.store.add_to_counter(key, start, 1, _expiry(start, seconds))
-            if count > limit:
-                return _rate_limited(limit_kind, start + seconds - now)
-        budget = s.token_budget_user_per_day
-        if budget is not None and sum(await self.usage_today(user_id)) >= budget:
+        self._sweep(now)
+        additions = [self._addition(w, now, w.amount) for w in windows]
+        day = int(now // DAY * DAY)
+        if budget is not None:  # read with the rest: an addition of 0
+            additions += [
+                CounterAdd(f"{key}:user:{user_id}", day, 0, _expiry(day, DAY))
+                for key in ("tokens-in", "tokens-out")
+            ]
+        counts = await self.store.add_to_counters(additions)
+        for i, (window, count) in enumerate(zip(windows, counts, strict=False)):
+            if count > window.limit:
+                # A refused request counts in the windows up to the one refusing it only
+                # (a flood past the minute's limit does not use up the day's).
+                later = windows[i + 1 :]
+                if later:
+                    await self.store.add_to_counters(
+                        [self._addition(w, now, -w.amount) for w in later]
+                    )
+                start = int(now // window.seconds * window.seconds)
+                return _rate_limited(window.kind, start + window.seconds - now)
+        if budget is not None and sum(counts[len(windows) :]) >= budget:
             return Refusal(
                 429,
                 "token_budget",
                 "Today's token budget is used up; it renews at midnight UTC.",
-                math.ceil(int(now // DAY * DAY) + DAY - now),
+                math.ceil(day + DAY - now),
                 kind="token_budget",
             )
         return None
+
+    @staticmethod
+    def _addition(window: _Window, now: float, amount: int) -> CounterAdd:
+        start = int(now // window.seconds * window.seconds)
+        return CounterAdd(window.key, start, amount, _expiry(start, window.seconds))
 
     async def usage_today(self, user_id: str) -> tuple[int, int]:
         """Input and output tokens the user's turns used this UTC day."""
@@ -157,22 +218,33 @@ class Limits:
 
     async def record_usage(self, user_id: str, input_tokens: int, output_tokens: int) -> None:
         start = int(self.clock() // DAY * DAY)
-        for key, amount in (("tokens-in", input_tokens), ("tokens-out", output_tokens)):
-            if amount > 0:
-                await self.store.add_to_counter(
-                    f"{key}:user:{user_id}", start, amount, _expiry(start, DAY)
-                )
+        additions = [
+            CounterAdd(f"{key}:user:{user_id}", start, amount, _expiry(start, DAY))
+            for key, amount in (("tokens-in", input_tokens), ("tokens-out", output_tokens))
+            if amount > 0
+        ]
+        if additions:
+            await self.store.add_to_counters(additions)
 
-    async def _sweep(self, now: float) -> None:
-        # Once a minute per process: expired windows are never read again.
+    def _sweep(self, now: float) -> None:
+        # Once a minute per process, off the request's path: expired windows are never
+        # read again.
         minute = int(now // MINUTE)
         if minute == self._swept_minute:
             return
         self._swept_minute = minute
+        task = asyncio.ensure_future(self._delete_expired(now))
+        _sweeps.add(task)
+        task.add_done_callback(_sweeps.discard)
+
+    async def _delete_expired(self, now: float) -> None:
         try:
             await self.store.delete_expired_counters(datetime.fromtimestamp(now, UTC))
         except Exception as error:
             logger.warning("could not delete expired counters: %s", type(error).__name__)
+
+
+_sweeps: set[asyncio.Future[None]] = set()
 
 
 def _rate_limited(kind: str, seconds_left: float) -> Refusal:

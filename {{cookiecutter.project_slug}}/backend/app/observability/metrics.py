@@ -50,6 +50,16 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.uploads = Counter(
+            "chatkit_attachment_uploads",
+            "Attachment uploads, by outcome (stored, refused); S3 uploads once a message "
+            "first names them.",
+            ["outcome"],
+            registry=r,
+        )
+        self.upload_bytes = Counter(
+            "chatkit_attachment_upload_bytes", "Bytes of stored attachment uploads.", registry=r
+        )
         self.active_streams = Gauge(
             "chatkit_active_streams", "Turns streaming right now.", registry=r
         )
@@ -78,6 +88,14 @@ def current() -> Metrics:
 def record_rate_limited(kind: str) -> None:
     """Count a refusal by a limit, e.g. kind "user_turns", "ip_turns", "daily_turns"."""
     current().rate_limited.labels(kind=kind).inc()
+
+
+def record_upload(size: int | None) -> None:
+    """Count an upload: stored (``size`` its bytes), or refused (``size`` None)."""
+    metrics = current()
+    metrics.uploads.labels(outcome="refused" if size is None else "stored").inc()
+    if size is not None:
+        metrics.upload_bytes.inc(size)
 
 
 def reset(token: Token[Metrics | None]) -> None:
