@@ -25,6 +25,7 @@ from benchmarks import (
     frontend_bench,
     generate_bench,
     memory_bench,
+    production_bench,
     profile_bench,
     render_bench,
     report,
@@ -45,6 +46,7 @@ SECTIONS = (
     "render",
     "generate",
     "stream",
+    "production",
     "stores",
     "memory",
     "startup",
@@ -244,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = generate_bench.run(scratch, args.quick)
             elif name == "stream":
                 results[name] = stream_section(backend, scratch, args.quick)
+            elif name == "production":
+                with fake_provider(backend, scratch) as fake_url:
+                    results[name] = production_bench.run(backend, fake_url, scratch, args.quick)
             elif name == "stores":
                 results[name] = stores_section(backend, scratch, args.quick)
             elif name == "memory":

@@ -49,6 +49,8 @@ GOAL_VS_RELAY = 0.6
 GOAL_TTFT_P99 = 1.2
 GOAL_STORE_RATIO = 1.5
 GOAL_GROWTH_MB = 50.0
+# Limits, metrics and JSON logs on: at most this much fewer turns/s or more TTFT.
+GOAL_PRODUCTION_SLOWER = 0.05
 X = "\u00d7"  # the multiplication sign, for ratios
 
 
@@ -175,6 +177,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         sections.append(generate_section(results["generate"], goals))
     if "stream" in results:
         sections.append(stream_section(results["stream"], results["project"], env, goals))
+    if "production" in results:
+        sections.append(production_section(results["production"], goals))
     if "stores" in results:
         sections.append(stores_section(results["stores"], goals))
     if "memory" in results:
@@ -669,6 +673,78 @@ def ratio_row(label: str, pair: dict[str, Any], bold: bool = False) -> list[str]
         f"{large['median_ms']:.2f} ms ({large_p99(large)})",
         f"**{ratio}**" if bold else ratio,
     ]
+
+
+def production_section(data: dict[str, Any], goals: list[list[str]]) -> str:
+    results, labels, levels = data["results"], data["labels"], data["levels"]
+    rows, ratio_rows = [], []
+    worst = {"turns": float("inf"), "ttft": 0.0}
+    for n in levels:
+        for key in ("off", "on"):
+            figures = results[key][n]
+            rows.append(
+                [
+                    str(n),
+                    labels[key],
+                    f"**{figures['turns_per_s']:.1f}**",
+                    "{:.1f} to {:.1f}".format(*figures["turns_per_s_range"]),
+                    ms(figures["ttft_p50"]),
+                    ms(figures["ttft_p99"]),
+                    f"{figures['server_cpu_ms_per_turn']:.1f} ms",
+                ]
+            )
+        off, on = results["off"][n], results["on"][n]
+        turns = on["turns_per_s"] / off["turns_per_s"]
+        ttft50 = on["ttft_p50"] / off["ttft_p50"]
+        ttft99 = on["ttft_p99"] / off["ttft_p99"]
+        cpu = on["server_cpu_ms_per_turn"] / off["server_cpu_ms_per_turn"]
+        worst["turns"] = min(worst["turns"], turns)
+        worst["ttft"] = max(worst["ttft"], ttft50)
+        ratio_rows.append([str(n), times(turns), times(ttft50), times(ttft99), times(cpu)])
+    slower = GOAL_PRODUCTION_SLOWER
+    goals.append(
+        [
+            f"Limits, metrics and JSON logs on: at most {slower:.0%} slower (turns/s ≥ "
+            f"{1 - slower:.2f}{X}, TTFT p50 ≤ {1 + slower:.2f}{X} of off, at every level)",
+            f"turns/s {times(worst['turns'])} at worst, TTFT p50 {times(worst['ttft'])} at worst",
+            verdict(worst["turns"] >= 1 - slower and worst["ttft"] <= 1 + slower),
+        ]
+    )
+    settings = ", ".join(f"`{name}={value}`" for name, value in data["settings"].items())
+    counted = data.get("metrics", {})
+    completed = counted.get('chatkit_turns_total{outcome="ok"}', 0.0)
+    conversations = data["conversations"]
+    return (
+        "## 9. Production settings: limits, metrics and JSON logs\n\n"
+        "The generated backend (SQLite, as in section 3) twice, in one run, side by side "
+        "(`benchmarks/production_bench.py`): **off** is section 3's generated backend, every "
+        "rate limit 0, no `/metrics`, text logs at `LOG_LEVEL=WARNING`; **on** runs "
+        f"{settings}: each turn checks the per-IP, per-user, per-day and new-thread limits "
+        "and reads the token budget (one batched counter upsert in the store), then records "
+        "its usage, writes one JSON `app.turns` line and is counted in the metrics. The "
+        "limits are set high enough that the load is never refused. The metrics are counted "
+        "in both servers; only serving `/metrics` needs `METRICS_TOKEN`. The same load as "
+        "section 3 ("
+        + ", ".join(f"{conversations[n]} conversations at level {n}" for n in levels)
+        + f", 5 turns each), {data['repetitions']} runs per server and level, interleaved, "
+        f"after {data['warmup']} warm-up conversations each; medians of the runs. After the "
+        f"last run the **on** server's `/metrics` counted {completed:.0f} turns with outcome "
+        f"ok and its log held {data.get('turn_log_lines', 0)} JSON turn lines.\n\n"
+        + table(
+            [
+                "Conversations",
+                "Server",
+                "turns/s",
+                "turns/s, all runs",
+                "TTFT p50",
+                "TTFT p99",
+                "server CPU/turn",
+            ],
+            rows,
+        )
+        + "\n\nRatios (on / off):\n\n"
+        + table(["Conversations", "turns/s", "TTFT p50", "TTFT p99", "CPU per turn"], ratio_rows)
+    )
 
 
 def stores_section(data: dict[str, Any], goals: list[list[str]]) -> str:

@@ -3,6 +3,7 @@ and the relay floor, side by side, each served by uvicorn in its own process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,13 @@ def compare(
     warmup: int,
     logs: Path,
     conversations: dict[int, int] | None = None,
+    before_stop: Callable[[], None] | None = None,
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """Every server at every level, interleaved (rep, level, server) so drift hits all alike.
 
     At level n, a run holds `conversations[n]` conversations of 5 turns (default n), n
     at a time: more turns per run than n alone gives, for steadier figures.
+    `before_stop` runs after the last run, while the servers are still up.
     """
     conversations = conversations or {}
     results: dict[str, dict[int, list[dict[str, Any]]]] = {
@@ -158,6 +161,8 @@ def compare(
                         f"{1000 * run['ttft_p50']:7.1f} ms p99 {1000 * run['ttft_p99']:7.1f} ms  "
                         f"CPU {run['server_cpu_ms_per_turn']:.1f} ms/turn"
                     )
+        if before_stop is not None:
+            before_stop()
     finally:
         for server in servers:
             server.service.stop()

@@ -26,6 +26,7 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
         "## 3. Streaming throughput and TTFT",
         "### Where the time goes",
         "### What each change bought",
+        "## 9. Production settings: limits, metrics and JSON logs",
         "## 4. Store scaling",
         "## 5. Memory",
         "## 6. Start-up",
@@ -34,6 +35,8 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
         assert heading in text, heading
     for server in ("generated backend (SQLite)", "docs-pattern ChatKit server", "relay floor"):
         assert server in text, server
+    for server in ("limits, metrics, JSON logs off", "limits, metrics, JSON logs on"):
+        assert f"| {server} |" in text, server
     assert "This is a `--quick` run" in text
     assert not re.search(r"\bnan\b|n/a", text), "a figure is missing"
 
