@@ -257,6 +257,7 @@ def test_uploads_per_minute_and_bytes_per_day_at_the_edge(make_settings: Setting
         fourth = client.create_attachment("a.txt", "text/plain", 100)
         assert fourth.status_code == 429, fourth.text
         assert fourth.json()["error"]["limit"] == "user_uploads"
+        assert "wait 50 seconds and attach it again" in fourth.json()["error"]["message"]
         assert fourth.headers["retry-after"] == "50"
         assert refused("user_uploads") == before + 1
         with ChatKitClient(server.url) as other:  # another user is not limited

@@ -249,10 +249,10 @@ _sweeps: set[asyncio.Future[None]] = set()
 
 def _rate_limited(kind: str, seconds_left: float) -> Refusal:
     wait = max(1, math.ceil(seconds_left))
-    return Refusal(
-        429,
-        "rate_limited",
-        f"Too many messages; wait {wait} seconds and send it again.",
-        wait,
-        kind,
-    )
+    what = {
+        "user_uploads": "Too many attachments",
+        "upload_bytes": "Today's attachment bytes are used up",
+    }.get(kind, "Too many messages")
+    again = "attach it" if kind in ("user_uploads", "upload_bytes") else "send it"
+    message = f"{what}; wait {wait} seconds and {again} again."
+    return Refusal(429, "rate_limited", message, wait, kind)
