@@ -21,6 +21,7 @@ request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 # Uvicorn configures these itself before the app is built; route them through ours.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_HTTP_CLIENT_LOGGERS = ("httpx", "httpx2")
 
 
 class RequestIdFilter(logging.Filter):
@@ -75,3 +76,8 @@ def configure_logging(level: str, log_format: str) -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # The provider client's HTTP library logs each request at INFO: a second line per
+    # turn beside app.turns, which says what matters once. Kept at LOG_LEVEL=DEBUG.
+    for name in _HTTP_CLIENT_LOGGERS:
+        quiet = logging.WARNING if root.level >= logging.INFO else logging.NOTSET
+        logging.getLogger(name).setLevel(quiet)
