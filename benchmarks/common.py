@@ -258,6 +258,9 @@ def backend_env(fake_url: str, database_url: str, **extra: str) -> dict[str, str
         "RATE_LIMIT_IP_TURNS_PER_MINUTE": "0",
         "RATE_LIMIT_USER_TURNS_PER_DAY": "0",
         "RATE_LIMIT_IP_THREADS_PER_HOUR": "0",
+        # The attachments section uploads more 50 MiB files than a user's day allows.
+        "RATE_LIMIT_USER_UPLOADS_PER_MINUTE": "0",
+        "RATE_LIMIT_USER_UPLOAD_BYTES_PER_DAY": "0",
         **extra,
     }
 

@@ -69,7 +69,7 @@ def _undo_one_query_page() -> None:
                     raise NotFoundError(f"Item {after} not found in thread {thread_id}")
             query = sql.items_page_query(thread_id, user_id, after_seq, limit, direction)
             rows = (await conn.execute(query)).all()
-        return self._items_page(rows, limit)
+        return self._items_page(rows, limit, context)
 
     sql.SQLStore.load_thread_items = _as_store_method(load_thread_items)  # type: ignore[method-assign]
 
