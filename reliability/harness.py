@@ -411,6 +411,8 @@ class Backend:
                 "RATE_LIMIT_IP_TURNS_PER_MINUTE": "0",
                 "RATE_LIMIT_USER_TURNS_PER_DAY": "0",
                 "RATE_LIMIT_IP_THREADS_PER_HOUR": "0",
+                "RATE_LIMIT_USER_UPLOADS_PER_MINUTE": "0",
+                "RATE_LIMIT_USER_UPLOAD_BYTES_PER_DAY": "0",
                 **(extra_env or {}),
             }
         )

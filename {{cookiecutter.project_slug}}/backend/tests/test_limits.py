@@ -267,10 +267,14 @@ def test_uploads_per_minute_and_bytes_per_day_at_the_edge(make_settings: Setting
         created = client.create_attachment("a.png", "image/png", len(PNG))
         assert created.status_code == 200, created.text
         rest = 2000 - 300 - len(PNG)
-        assert client.create_attachment("b.txt", "text/plain", rest).status_code == 200
-        over = client.create_attachment("c.txt", "text/plain", 1)
+        over = client.create_attachment("b.txt", "text/plain", rest + 1)
         assert over.status_code == 429 and over.json()["error"]["limit"] == "upload_bytes"
         assert int(over.headers["retry-after"]) == 86_400 - 70  # until midnight UTC
+        # The refused file is not counted: a smaller one still fits, to the byte.
+        assert client.create_attachment("b.txt", "text/plain", rest).status_code == 200
+        for size in (1, 10**20):  # 10**20: past any 64-bit counter
+            refused_file = client.create_attachment("c.txt", "text/plain", size)
+            assert refused_file.status_code == 429, refused_file.text
 
         # An upload may not exceed its declared size: the bytes counted are the bytes.
         stored, refusals = uploads("stored"), uploads("refused")

@@ -127,6 +127,10 @@ class Limits:
         """The counters ``request`` adds to, in the order they are checked."""
         s = self.settings
         if isinstance(request, AttachmentsCreateReq):
+            bytes_limit = s.rate_limit_user_upload_bytes_per_day
+            # Past the limit is past it: a declared 10**20 bytes must not overflow the
+            # database's 64-bit counter.
+            declared = min(max(0, request.params.size), bytes_limit + 1)
             return [
                 _Window(
                     "user_uploads",
@@ -138,8 +142,8 @@ class Limits:
                     "upload_bytes",
                     f"upload-bytes-day:user:{user_id}",
                     DAY,
-                    s.rate_limit_user_upload_bytes_per_day,
-                    max(0, request.params.size),
+                    bytes_limit,
+                    declared,
                 ),
             ]
         if request.type not in TURN_TYPES:
@@ -183,26 +187,27 @@ class Limits:
                 for key in ("tokens-in", "tokens-out")
             ]
         counts = await self.store.add_to_counters(additions)
-        for i, (window, count) in enumerate(zip(windows, counts, strict=False)):
+        refusal = None
+        for window, count in zip(windows, counts, strict=False):
             if count > window.limit:
-                # A refused request counts in the windows up to the one refusing it only
-                # (a flood past the minute's limit does not use up the day's).
-                later = windows[i + 1 :]
-                if later:
-                    await self.store.add_to_counters(
-                        [self._addition(w, now, -w.amount) for w in later]
-                    )
                 start = int(now // window.seconds * window.seconds)
-                return _rate_limited(window.kind, start + window.seconds - now)
-        if budget is not None and sum(counts[len(windows) :]) >= budget:
-            return Refusal(
+                refusal = _rate_limited(window.kind, start + window.seconds - now)
+                break
+        if refusal is None and budget is not None and sum(counts[len(windows) :]) >= budget:
+            refusal = Refusal(
                 429,
                 "token_budget",
                 "Today's token budget is used up; it renews at midnight UTC.",
                 math.ceil(day + DAY - now),
                 kind="token_budget",
             )
-        return None
+        if refusal is not None and windows:
+            # A refused request counts in no window: a flood past the minute's limit does
+            # not use up the day's, one user's does not use up their IP's, and a refused
+            # large file leaves the day's bytes for a smaller one. Each accepted request
+            # still saw its own count at most the limit, so no window lets more through.
+            await self.store.add_to_counters([self._addition(w, now, -w.amount) for w in windows])
+        return refusal
 
     @staticmethod
     def _addition(window: _Window, now: float, amount: int) -> CounterAdd:
