@@ -36,6 +36,7 @@ class ReceivedSpan:
     attributes: dict[str, Any]
     resource: dict[str, Any]
     status_code: int  # 0 unset, 1 ok, 2 error
+    status_message: str
 
 
 @dataclass
@@ -77,6 +78,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         attributes=_attributes(span.attributes),
                         resource=resource,
                         status_code=span.status.code,
+                        status_message=span.status.message,
                     )
                 )
     return spans

@@ -16,7 +16,7 @@ import pytest
 from app.config import ConfigError
 from tests.chatkit_client import ChatKitClient
 from tests.conftest import BackendFactory, SettingsFactory
-from tests.fake_provider import FakeProvider
+from tests.fake_provider import FakeProvider, Fault
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 BACKEND = Path(__file__).resolve().parents[1]
@@ -55,12 +55,14 @@ def test_a_turn_with_a_tool_call_is_one_trace_under_the_request(
         turn = browser.create_thread("/tool current_time " + json.dumps({"timezone": ZONE}))
         assert "the tool returned" in turn.reply_text
         reply = browser.send(turn.thread_id, MESSAGE).reply_text
+        fake.fail_next(Fault.HTTP_500)
+        assert browser.send(turn.thread_id, "and now?").errors
     # The backend has stopped: its exporter sent what it had buffered.
     spans = receiver.spans
     by_id = {span.span_id: span for span in spans}
     servers = [s for s in spans if s.kind == "server" and s.attributes.get("http.route")]
-    assert [s.name for s in servers] == ["POST /chatkit", "POST /chatkit"]
-    first = [s for s in spans if s.trace_id == servers[0].trace_id]
+    assert [s.name for s in servers] == ["POST /chatkit"] * 3
+    first, _, failed = ([s for s in spans if s.trace_id == server.trace_id] for server in servers)
 
     agents = [s for s in first if s.name == "invoke_agent Assistant"]
     tools = [s for s in first if s.name == "execute_tool current_time"]
@@ -75,11 +77,14 @@ def test_a_turn_with_a_tool_call_is_one_trace_under_the_request(
     assert all(str(c.attributes["http.url"]).startswith(fake.base_url) for c in calls)
     assert all(m.attributes.get("gen_ai.usage.output_tokens", 0) > 0 for m in models)
     assert tools[0].attributes["gen_ai.tool.name"] == "current_time"
+    # A failed turn: the provider's 500 marks its HTTP span, the model span and the agent's.
+    errors = {(s.kind, s.name.split()[0]) for s in failed if s.status_code == 2}
+    assert errors == {("client", "POST"), ("client", "chat"), ("internal", "invoke_agent")}
 
     assert {s.resource["service.name"] for s in spans} == {"chat-under-test"}
     assert {h.get("authorization") for h in receiver.headers} == {"Bearer collector-token"}
     # No conversation text in any attribute, by default.
-    text = json.dumps([[s.name, s.attributes] for s in spans])
+    text = json.dumps([[s.name, s.attributes, s.status_message] for s in spans])
     for private in (MESSAGE, "PRIVATE-WORDS", ZONE, reply, turn.reply_text):
         assert private not in text
 
