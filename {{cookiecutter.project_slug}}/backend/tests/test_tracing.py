@@ -57,12 +57,15 @@ def test_a_turn_with_a_tool_call_is_one_trace_under_the_request(
         reply = browser.send(turn.thread_id, MESSAGE).reply_text
         fake.fail_next(Fault.HTTP_500)
         assert browser.send(turn.thread_id, "and now?").errors
+        # Like a signed attachment link's query: a user id and a signature.
+        browser.http.get("/health", params={"user": "alice-SECRET", "signature": "c2lnLVNFQ1JFVA"})
     # The backend has stopped: its exporter sent what it had buffered.
     spans = receiver.spans
     by_id = {span.span_id: span for span in spans}
     servers = [s for s in spans if s.kind == "server" and s.attributes.get("http.route")]
-    assert [s.name for s in servers] == ["POST /chatkit"] * 3
-    first, _, failed = ([s for s in spans if s.trace_id == server.trace_id] for server in servers)
+    assert [s.name for s in servers] == ["POST /chatkit"] * 3 + ["GET /health"]
+    assert servers[3].attributes["url.query"] == "user=REDACTED&signature=REDACTED"
+    first, _, failed, _ = ([s for s in spans if s.trace_id == t.trace_id] for t in servers)
 
     agents = [s for s in first if s.name == "invoke_agent Assistant"]
     tools = [s for s in first if s.name == "execute_tool current_time"]
@@ -85,7 +88,7 @@ def test_a_turn_with_a_tool_call_is_one_trace_under_the_request(
     assert {h.get("authorization") for h in receiver.headers} == {"Bearer collector-token"}
     # No conversation text in any attribute, by default.
     text = json.dumps([[s.name, s.attributes, s.status_message] for s in spans])
-    for private in (MESSAGE, "PRIVATE-WORDS", ZONE, reply, turn.reply_text):
+    for private in (MESSAGE, "PRIVATE-WORDS", ZONE, reply, turn.reply_text, "SECRET", "c2lnL"):
         assert private not in text
 
 

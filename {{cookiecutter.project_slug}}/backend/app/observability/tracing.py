@@ -9,7 +9,7 @@ OpenTelemetry. Each request's trace holds:
   into OpenTelemetry spans by `AgentSpans`, under the request's span, on every provider.
 
 Span attributes carry names, models, ids and token counts: never message, tool argument
-or reply text.
+or reply text, nor the values of a request's query string.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from agents import add_trace_processor, set_trace_processors, set_tracing_disabled
 from agents.tracing import (
@@ -43,7 +43,8 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.re import parse_env_headers
@@ -95,6 +96,7 @@ def start_traces(settings: Settings, resolved: ResolvedProvider, client: AsyncOp
     # Resource.create() adds OTEL_RESOURCE_ATTRIBUTES from the environment.
     name = settings.otel_service_name or settings.project_name
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    provider.add_span_processor(QueryValuesRedacted())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     # Typed for httpx clients only; the instrumentor is the one for httpx2, which openai uses.
     HTTPX2ClientInstrumentor.instrument_client(
@@ -110,6 +112,17 @@ def start_traces(settings: Settings, resolved: ResolvedProvider, client: AsyncOp
     host = urlsplit(settings.otel_exporter_otlp_endpoint).netloc.rpartition("@")[2]
     logger.info("traces: OTLP/HTTP to %s", host)  # the host only: a URL may hold credentials
     return Traces(provider)
+
+
+class QueryValuesRedacted(SpanProcessor):
+    """A server span's query string keeps its names only: a signed attachment link's
+    values are a user id and a signature, which a tracing backend has no use for."""
+
+    def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+        query = span.attributes.get("url.query") if span.attributes else None
+        if isinstance(query, str):
+            names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+            span.set_attribute("url.query", "&".join(f"{name}=REDACTED" for name in names))
 
 
 class AgentSpans(TracingProcessor):
