@@ -4,7 +4,8 @@ app/main.py imports this module only then, so a process without traces loads non
 OpenTelemetry. Each request's trace holds:
 
 - the server span of every HTTP request, from FastAPI's own OpenTelemetry support;
-- the provider calls, from the openai client's httpx2 pool (…-instrumentation-httpx);
+- the provider calls, from the openai client's httpx2 pool (…-instrumentation-httpx),
+  each under the model span it serves;
 - the Agents SDK's spans (agent run, model calls, tools, handoffs, guardrails), turned
   into OpenTelemetry spans by `AgentSpans`, under the request's span, on every provider.
 
@@ -17,9 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx2
 from agents import add_trace_processor, set_trace_processors, set_tracing_disabled
 from agents.tracing import (
     AgentSpanData,
@@ -35,6 +37,7 @@ from agents.tracing import (
     Trace,
     TracingProcessor,
     TurnSpanData,
+    get_current_span,
 )
 from fastapi.telemetry import TelemetryConfig
 from openai import AsyncOpenAI
@@ -104,6 +107,7 @@ def start_traces(settings: Settings, resolved: ResolvedProvider, client: AsyncOp
         tracer_provider=provider,
     )
     spans = AgentSpans(provider.get_tracer("app.agents"))
+    _calls_under_model_spans(client._client, spans)
     if resolved.exports_traces:
         add_trace_processor(spans)
     else:
@@ -112,6 +116,31 @@ def start_traces(settings: Settings, resolved: ResolvedProvider, client: AsyncOp
     host = urlsplit(settings.otel_exporter_otlp_endpoint).netloc.rpartition("@")[2]
     logger.info("traces: OTLP/HTTP to %s", host)  # the host only: a URL may hold credentials
     return Traces(provider)
+
+
+def _calls_under_model_spans(http: httpx2.AsyncClient, spans: AgentSpans) -> None:
+    """Make the SDK's current span (a model call's) the OpenTelemetry parent of each
+    request the client sends, so the instrumented transport's span nests under it.
+
+    The SDK keeps its current span in its own context variable; OpenTelemetry's is
+    set here for the length of one request, in one coroutine, and reset after it.
+    """
+    for transport in [http._transport, *http._mounts.values()]:
+        if transport is None:
+            continue
+        send = transport.handle_async_request  # the instrumented one
+
+        async def under_current_span(request: httpx2.Request, send: Any = send) -> httpx2.Response:
+            parent = spans.current()
+            if parent is None:
+                return cast(httpx2.Response, await send(request))
+            token = otel_context.attach(trace.set_span_in_context(parent))
+            try:
+                return cast(httpx2.Response, await send(request))
+            finally:
+                otel_context.detach(token)
+
+        setattr(transport, "handle_async_request", under_current_span)  # noqa: B010
 
 
 class QueryValuesRedacted(SpanProcessor):
@@ -136,6 +165,14 @@ class AgentSpans(TracingProcessor):
         self.tracer = tracer
         self.open: dict[str, trace.Span] = {}  # by SDK trace or span id
         self.lock = threading.Lock()
+
+    def current(self) -> trace.Span | None:
+        """The OpenTelemetry span of the SDK's current span, if it has one."""
+        sdk_span = get_current_span()
+        if sdk_span is None:
+            return None
+        with self.lock:
+            return self.open.get(sdk_span.span_id)
 
     def on_trace_start(self, sdk_trace: Trace) -> None:
         span = self.tracer.start_span(
