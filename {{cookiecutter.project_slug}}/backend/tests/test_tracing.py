@@ -57,7 +57,7 @@ def test_a_turn_with_a_tool_call_is_one_trace_under_the_request(
         reply = browser.send(turn.thread_id, MESSAGE).reply_text
         fake.fail_next(Fault.HTTP_500)
         assert browser.send(turn.thread_id, "and now?").errors
-        # Like a signed attachment link's query: a user id and a signature.
+        # A link's query with a user id and a signature, say.
         browser.http.get("/health", params={"user": "alice-SECRET", "signature": "c2lnLVNFQ1JFVA"})
     # The backend has stopped: its exporter sent what it had buffered.
     spans = receiver.spans

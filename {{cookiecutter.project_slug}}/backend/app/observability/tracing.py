@@ -144,8 +144,8 @@ def _calls_under_model_spans(http: httpx2.AsyncClient, spans: AgentSpans) -> Non
 
 
 class QueryValuesRedacted(SpanProcessor):
-    """A server span's query string keeps its names only: a signed attachment link's
-    values are a user id and a signature, which a tracing backend has no use for."""
+    """A server span's query string keeps its names only: a link's values may be ids
+    and signatures, which a tracing backend has no use for."""
 
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
         query = span.attributes.get("url.query") if span.attributes else None
