@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "text"
     # /metrics is served only when this is set, to callers sending it as a bearer token.
     metrics_token: SecretStr | None = None
+    # OpenTelemetry traces (app/observability/tracing.py; README, "Traces"): off when empty.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_headers: SecretStr | None = None  # "name=value,name2=value2"
+    otel_service_name: str = ""  # empty: PROJECT_NAME
 
     # Attachments (README, "Attachments").
     attachments_enabled: bool = defaults.ATTACHMENTS
@@ -206,7 +210,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("public_url", "s3_endpoint_url")
+    @field_validator("public_url", "s3_endpoint_url", "otel_exporter_otlp_endpoint")
     @classmethod
     def _origin(cls, value: str) -> str:
         value = value.strip().rstrip("/")

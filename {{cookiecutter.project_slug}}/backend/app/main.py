@@ -15,9 +15,11 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from openai import AsyncOpenAI
 
 from app import extensions
 from app.agent import build_agent, build_mcp_server
@@ -32,13 +34,22 @@ from app.observability.metrics import new_app_metrics
 from app.observability.request_id import RequestIds
 from app.observability.routes import metrics_router
 from app.oidc import build_verifier
-from app.providers import build_client, build_model, configure_tracing, resolve_provider
+from app.providers import (
+    ResolvedProvider,
+    build_client,
+    build_model,
+    configure_tracing,
+    resolve_provider,
+)
 from app.routes import router
 from app.sdk_fixes import orphaned_steps
 from app.sdk_fixes.gc_freeze import freeze_startup_objects
 from app.security_headers import SecurityHeaders
 from app.server import ChatServer
 from app.stores import build_store
+
+if TYPE_CHECKING:
+    from app.observability.tracing import Traces
 
 logger = logging.getLogger("app")
 
@@ -64,6 +75,7 @@ def _build(settings: Settings) -> FastAPI:
     resolved = resolve_provider(settings)
     configure_tracing(resolved)
     client = build_client(resolved, settings)
+    traces = _start_traces(settings, resolved, client)
     store = build_store(settings.database_url)
     mcp_servers = (
         [build_mcp_server(settings.mcp_server_url, settings.mcp_timeout_seconds)]
@@ -77,6 +89,8 @@ def _build(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         orphaned_steps.install(asyncio.get_running_loop())
         async with AsyncExitStack() as stack:
+            if traces is not None:
+                stack.callback(traces.shutdown)  # last: after the spans of the shutdown
             await store.start()
             stack.push_async_callback(store.close)
             stack.push_async_callback(client.close)
@@ -106,7 +120,11 @@ def _build(settings: Settings) -> FastAPI:
             freeze_startup_objects()
             yield
 
-    app = FastAPI(title=settings.project_name, lifespan=lifespan)
+    app = FastAPI(
+        title=settings.project_name,
+        lifespan=lifespan,
+        telemetry=traces.server_spans() if traces is not None else None,
+    )
     metrics = new_app_metrics()
     secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
     attach_services(
@@ -150,6 +168,17 @@ def _build(settings: Settings) -> FastAPI:
     for extra in extensions.ROUTERS:
         app.include_router(extra)
     return app
+
+
+def _start_traces(
+    settings: Settings, resolved: ResolvedProvider, client: AsyncOpenAI
+) -> Traces | None:
+    if not settings.otel_exporter_otlp_endpoint:
+        return None
+    # Imported only here: without traces, a process loads none of OpenTelemetry.
+    from app.observability.tracing import start_traces
+
+    return start_traces(settings, resolved, client)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

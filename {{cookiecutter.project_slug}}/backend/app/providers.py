@@ -9,9 +9,11 @@ from agents import (
     Model,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
+    set_trace_processors,
     set_tracing_disabled,
     set_tracing_export_api_key,
 )
+from agents.tracing.processors import default_processor
 from openai import AsyncOpenAI
 
 from app.config import ConfigError, Settings
@@ -83,6 +85,7 @@ def build_model(resolved: ResolvedProvider, client: AsyncOpenAI) -> Model:
 def configure_tracing(resolved: ResolvedProvider) -> None:
     """Export Agents SDK traces to OpenAI only when talking to OpenAI itself."""
     if resolved.exports_traces:
+        set_trace_processors([default_processor()])  # the SDK's own, whatever came before
         set_tracing_disabled(False)
         set_tracing_export_api_key(resolved.api_key)
     else:
