@@ -82,6 +82,6 @@ createServer((request, response) => {
   request.headers["x-forwarded-for"] = clientAddress(peer, forwardedFor, trusted);
   void handle(request, response);
 }).listen(port, values.hostname, () => {
-  console.log(`Ready on http://${values.hostname}:${port}`);
+  console.log(`Ready: listening on ${values.hostname}:${port}`);
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(0));
