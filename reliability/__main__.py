@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from reliability.checks import CHECKS, ROLES_USED
+from reliability.checks import CHECKS, PREPARE, ROLES_USED
 from reliability.harness import (
     DEFAULT_POSTGRES_URL,
     TEMPLATE,
@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         needed = set().union(*(ROLES_USED[name] for name in selected))
         if needed:
             suite.launch_roles(needed)
+        for name in selected:
+            if name in PREPARE:
+                suite.prepared[name] = PREPARE[name](suite)
         for name in selected:
             suite.log(f"check {name}")
             try:

@@ -122,6 +122,8 @@ class Suite:
     roles: dict[tuple[str, str], Backend] = field(default_factory=dict)
     recorder: Recorder = field(init=False)
     started: float = field(default_factory=time.monotonic)
+    # What a check started at the beginning of the run (checks/__init__.py PREPARE), by name.
+    prepared: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder({"API key": self.api_key, "SESSION_SECRET": self.session_secret})

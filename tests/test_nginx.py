@@ -3,7 +3,8 @@
 tests/browser_support/nginx.py renders nginx.conf.template as the image does; a tiny loopback
 upstream stands in for the backend under /chatkit. Checked from outside, over HTTP: compressed
 assets (gzip, and br where nginx has the module), an uncompressed and unbuffered /chatkit,
-the security headers on every page response, cache headers and the favicon.
+the client address the backend is told (never the client's own X-Forwarded-For), the security
+headers on every page response, cache headers and the favicon.
 """
 
 from __future__ import annotations
@@ -279,6 +280,52 @@ def test_attachment_previews_keep_the_backend_policy(served: str) -> None:
     assert response.headers.get_all("Content-Security-Policy") == [PREVIEW_POLICY]
     assert response.header("Content-Security-Policy-Report-Only") is None
     assert response.header("X-Frame-Options") is None
+
+
+SPOOFED = "203.0.113.66"
+# The realip lines the template's comment suggests for a proxy in front.
+REALIP_COMMENT = re.compile(
+    r"^\s*#\s+((?:set_real_ip_from|real_ip_header|real_ip_recursive)\b[^;]*;)", re.M
+)
+
+
+def forwarded_for(url: str, upstream: Upstream, path: str, claimed: str) -> str:
+    """What the backend is told the client's address is, when the client claims `claimed`."""
+    assert get(url, path, {"X-Forwarded-For": claimed}).status == 200
+    return next(seen for seen in upstream.seen if seen["path"] == path)["X-Forwarded-For"]
+
+
+def test_the_client_cannot_name_its_own_address(served: str, upstream: Upstream) -> None:
+    """The backend gets the peer nginx saw (this test, on 127.0.0.1), never the client's own
+    X-Forwarded-For, which would let it pick its address and escape the per-IP limits."""
+    seen = forwarded_for(served, upstream, "/chatkit/attachments/spoof", SPOOFED)
+    assert seen == "127.0.0.1"
+
+
+def test_behind_a_trusted_proxy_its_client_is_forwarded(
+    build: FrontendBuild, upstream: Upstream, tmp_path: Path
+) -> None:
+    """With the realip lines the template's comment gives, trusting this test's address as
+    the proxy in front: the address that proxy appended is the client, and what the client
+    wrote before it is still ignored."""
+    template = (build.frontend_dir / "nginx.conf.template").read_text()
+    lines = REALIP_COMMENT.findall(template)
+    assert [line.split()[0] for line in lines] == [
+        "set_real_ip_from",
+        "real_ip_header",
+        "real_ip_recursive",
+    ]
+    lines[0] = "set_real_ip_from 127.0.0.1;"
+    server, url = start_nginx(
+        build.frontend_dir, upstream.url, tmp_path, extra_server=" ".join(lines)
+    )
+    try:
+        claimed = f"{SPOOFED}, 198.51.100.7"
+        assert (
+            forwarded_for(url, upstream, "/chatkit/attachments/behind", claimed) == "198.51.100.7"
+        )
+    finally:
+        server.stop()
 
 
 # --- headers, caching, favicon --------------------------------------------------------------

@@ -90,9 +90,14 @@ def test_compose_config_is_valid_with_healthchecks_and_conditions(
     else:
         assert database_url == "memory://"
 
+    # uvicorn believes X-Forwarded-For only from the frontend's network (never `*`); with no
+    # frontend, from nobody but loopback (its default).
+    trusted = backend["environment"].get("FORWARDED_ALLOW_IPS")
     if frontend == "none":
         assert [p["target"] for p in backend["ports"]] == [8000]
+        assert trusted is None
     else:
+        assert trusted == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
         front = services["frontend"]
         assert "ports" not in backend, "the backend is reached through the frontend only"
         assert front["depends_on"]["backend"]["condition"] == "service_healthy"
@@ -149,10 +154,12 @@ def test_dockerfiles_pass_hadolint_and_run_unprivileged(dockerfile: Path) -> Non
     if dockerfile.parent.name == "backend":
         assert base == "python:3.11-slim"
         assert "--proxy-headers" in text and "--no-server-header" in text
+        assert "FORWARDED_ALLOW_IPS=" not in text, "uvicorn's default (127.0.0.1), never `*`"
         assert "uv sync --locked" in text and "COPY pyproject.toml uv.lock" in text
     elif dockerfile.parent.name == "nextjs":
         assert base == "node:20-slim"
-        assert '"node_modules/.bin/next", "start"' in text
+        # server.mjs: `next start` with X-Forwarded-For from the connection.
+        assert 'CMD ["node", "server.mjs"' in text and "/app/server.mjs ./" in text
     else:
         assert base.startswith("nginxinc/nginx-unprivileged:")
         conf = (dockerfile.parent / "nginx.conf.template").read_text()

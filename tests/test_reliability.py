@@ -202,10 +202,39 @@ def test_limits_hold_across_two_processes(quick_run: tuple[Rows, str], project: 
     assert metrics["fresh requests"] >= 300
 
 
+@pytest.mark.parametrize("project", PROJECTS)
+def test_every_jwt_attack_gets_401(quick_run: tuple[Rows, str], project: str) -> None:
+    metrics = row(quick_run, "15", project)
+    # The project's own matrix (backend/tests/test_oidc.py ATTACKS), 15 tokens today.
+    assert metrics["attacks"] >= 15
+    assert metrics["refused"] == metrics["requests"] >= 4 * (metrics["attacks"] + 9)
+    assert metrics["5xx"] == metrics["reached model"] == 0
+    assert metrics["successor ok"] == 1
+    assert metrics["flood fetches over limit"] == 0
+    assert metrics["isolation attempts"] == 5 and metrics["isolation leaks"] == 0
+    assert metrics["intact"] == 1
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_json_logs_hold_no_message_text_and_no_secrets(
+    quick_run: tuple[Rows, str], project: str
+) -> None:
+    metrics = row(quick_run, "16", project)
+    # The quick run's share; the full run writes 1 MB a project (the report says so).
+    assert metrics["log bytes"] >= metrics["target bytes"] >= 128 * 1024
+    assert metrics["markers"] >= metrics["turns"] > 100
+    assert metrics["markers found"] == metrics["secrets found"] == 0
+    # A bearer token, a cookie and its signature per browser (4 turns each), and 3 settings.
+    assert metrics["secrets"] >= 3 * (metrics["turns"] // 4) + 3
+    assert metrics["not json"] == 0
+    assert metrics["turn lines"] >= metrics["turns"] - metrics["refused 413"]
+    assert metrics["refused 413"] > 0
+
+
 def test_the_report_has_every_check(quick_run: tuple[Rows, str]) -> None:
     rows, report = quick_run
-    assert len(rows) == 28
+    assert len(rows) == 32
     assert "mode: quick (CI)" in report
     numbers = ("1.", "2.", "2b.", "3.", "4.", "5.", "6.", "7.", "8.", "9.")
-    for number in (*numbers, "10.", "11.", "12.", "13.", "14."):
+    for number in (*numbers, "10.", "11.", "12.", "13.", "14.", "15.", "16."):
         assert f"| {number} " in report

@@ -4,6 +4,7 @@ numbering, then 10-13 for attachments, issue #8)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from reliability.checks import (
     attachment_isolation,
@@ -15,6 +16,8 @@ from reliability.checks import (
     isolation,
     leaks,
     limits,
+    logs,
+    oidc,
     stateless,
     template_input,
     upload_concurrency,
@@ -39,6 +42,10 @@ CHECKS: dict[str, Callable[[Suite], list[Row]]] = {
     "upload-crash": upload_crash.run,
     # Abuse limits (issue #10): its own two processes, started and stopped by the check.
     "limits": limits.run,
+    # Sign-in (issue #10): a backend in AUTH_MODE=oidc and the project's OpenID provider.
+    "oidc": oidc.run,
+    # Observability (issue #10): JSON logs, scanned for message text and secrets.
+    "logs": logs.run,
     "secrets": leaks.run,
 }
 
@@ -57,5 +64,15 @@ ROLES_USED: dict[str, set[str]] = {
     "upload-concurrency": {"uploads"},
     "upload-crash": {"uploads"},
     "limits": set(),
+    "oidc": set(),
+    "logs": set(),
     "secrets": {"main"},
+}
+
+# Checks that start processes of their own (not roles) at the beginning of the run, so
+# that those start while the first checks run; each check's `run` takes what its PREPARE
+# returned from `suite.prepared`, or prepares then.
+PREPARE: dict[str, Callable[[Suite], Any]] = {
+    "oidc": oidc.prepare,
+    "logs": logs.prepare,
 }

@@ -50,6 +50,8 @@ function upstreamHeaders(request: NextRequest): Headers {
   const proto = request.headers.get("x-forwarded-proto") ?? request.nextUrl.protocol.replace(/:$/, "");
   headers.set("x-forwarded-proto", proto);
   headers.set("x-forwarded-host", request.headers.get("x-forwarded-host") ?? request.nextUrl.host);
+  // The client's address, which server.mjs sets from the connection (`next dev` passes on
+  // what the request brings): the backend counts its per-IP limits by it.
   const forwardedFor = request.headers.get("x-forwarded-for");
   if (forwardedFor) headers.set("x-forwarded-for", forwardedFor);
   return headers;
