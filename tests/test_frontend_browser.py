@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 import tempfile
 import time
 import urllib.error
@@ -29,14 +30,16 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 
 from tests.browser_support.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.browser_support.frontend_build import FRONTENDS, FrontendBuild, get_build
+from tests.browser_support.frontend_build import ENV_PREFIX, FRONTENDS, FrontendBuild, get_build
 from tests.browser_support.servers import (
     FAKE_CHUNK_SIZE,
     FAKE_DELAY_SECONDS,
+    Server,
     Stack,
     image_summary,
 )
@@ -100,6 +103,7 @@ class Page:
         origin: str | None = None,
         served_by: str | None = None,
         hold: str | None = None,
+        login_hint: str | None = None,
     ):
         self.stack = stack
         self.context = context
@@ -112,6 +116,11 @@ class Page:
         self.hold = hold
         self.held: list[Any] = []
         self.held_failed = False
+        # With sign-in: the issuer is reachable; `login_hint` is who signs in there (the test
+        # issuer signs anybody in at once); what went to the API and the token endpoint.
+        self.login_hint = login_hint
+        self.api_requests: list[tuple[str, str | None]] = []
+        self.grants: list[str] = []
         context.route("**/*", self._route)
         # Every Content-Security-Policy violation the page sees (enforced or report-only).
         context.add_init_script(
@@ -150,7 +159,17 @@ class Page:
             response = route.fetch(url=self.served_by + url[len(self.origin) :], headers=headers)
             route.fulfill(response=response)
         elif url.startswith(self.origin + "/"):
+            if url.startswith(self.origin + "/chatkit"):
+                self.api_requests.append((url, route.request.headers.get("authorization")))
             route.continue_()
+        elif self.stack.issuer_url and url.startswith(self.stack.issuer_url + "/"):
+            path = url[len(self.stack.issuer_url) :].split("?")[0]
+            if path == "/token":
+                self.grants.append(parse_qs(route.request.post_data or "")["grant_type"][0])
+            if path == "/authorize" and self.login_hint:
+                route.continue_(url=f"{url}&{urlencode({'login_hint': self.login_hint})}")
+            else:
+                route.continue_()
         else:
             self.foreign.append(url)
             route.abort("blockedbyclient")
@@ -246,12 +265,12 @@ class Page:
 def new_page(browser: Any, stack: Stack) -> Iterator[Any]:
     contexts = []
 
-    def make(color_scheme: str = "light", **options: Any) -> Page:
+    def make(color_scheme: str = "light", on: Stack | None = None, **options: Any) -> Page:
         context = browser.new_context(
             color_scheme=color_scheme, viewport={"width": 1100, "height": 800}
         )
         contexts.append(context)
-        return Page(stack, context, **options)
+        return Page(on or stack, context, **options)
 
     yield make
     for context in contexts:
@@ -773,3 +792,174 @@ def test_the_page_works_under_the_enforced_policy(stack: Stack, new_page: Any) -
     assert distinct(reported.csp_violations()) == [
         {"directive": "connect-src", "blocked": blocked, "disposition": "report"}
     ]
+
+
+# --- sign-in with OpenID Connect; turns the backend refuses -------------------------------
+
+# The generated backend's loopback OpenID provider (tests/oidc_issuer.py), run from the
+# backend folder in a process of its own; it writes its URL to the file it is given.
+ISSUER_SCRIPT = """
+import sys, threading
+from pathlib import Path
+from tests.oidc_issuer import OidcIssuer
+with OidcIssuer(audience=sys.argv[2]) as issuer:
+    Path(sys.argv[1]).write_text(issuer.url)
+    threading.Event().wait()
+"""
+AUDIENCE = "chatkit-api"
+CLIENT_ID = "chatkit-web"
+# Small limits, so a few turns reach them (per IP off: every page here is 127.0.0.1).
+MAX_MESSAGE_CHARS = 200
+USER_TURNS_PER_MINUTE = 2
+SIGN_IN_BACKEND = {
+    "AUTH_MODE": "oidc",
+    "OIDC_AUDIENCE": AUDIENCE,
+    "MAX_MESSAGE_CHARS": str(MAX_MESSAGE_CHARS),
+    "RATE_LIMIT_USER_TURNS_PER_MINUTE": str(USER_TURNS_PER_MINUTE),
+    "RATE_LIMIT_IP_TURNS_PER_MINUTE": "0",
+}
+READY = "window.__chatkitStandIn && window.__chatkitStandIn.ready"
+
+
+def start_issuer(build: FrontendBuild, workdir: Path) -> tuple[Server, str]:
+    url_file = workdir / "issuer-url"
+    command = [sys.executable, "-c", ISSUER_SCRIPT, str(url_file), AUDIENCE]
+    issuer = Server("oidc issuer", command, build.backend_dir, {}, workdir / "oidc-issuer.log")
+    deadline = time.monotonic() + 30
+    while not url_file.exists() or not url_file.read_text():
+        if issuer.process.poll() is not None or time.monotonic() > deadline:
+            issuer.stop()
+            raise AssertionError(f"the OpenID issuer did not start\n{issuer.log_tail()}")
+        time.sleep(0.1)
+    return issuer, url_file.read_text()
+
+
+@pytest.fixture(scope="module")
+def signin_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The frontend built with sign-in (CSP enforced), the backend in AUTH_MODE=oidc with
+    small limits, and the loopback issuer both trust."""
+    build = stack.build
+    workdir = tmp_path_factory.mktemp(f"signin-{build.kind}")
+    issuer, issuer_url = start_issuer(build, workdir)
+    prefix = ENV_PREFIX[build.kind]
+    public = {
+        f"{prefix}OIDC_ISSUER": issuer_url,
+        f"{prefix}OIDC_CLIENT_ID": CLIENT_ID,
+        build.domain_key_var: "",
+        build.api_url_var: "",
+        "CSP_ENFORCE": "1",
+    }
+    try:
+        frontend = build.variant("signin", public)
+        running = Stack(
+            build,
+            workdir,
+            frontend_dir=frontend,
+            backend_env={**SIGN_IN_BACKEND, "OIDC_ISSUER": issuer_url},
+            frontend_env=public,
+        )
+    except BaseException:
+        issuer.stop()
+        raise
+    running.servers.insert(0, issuer)  # stopped last
+    running.issuer_url = issuer_url
+    yield running
+    running.stop()
+
+
+def sign_in(page: Page, name: str) -> None:
+    """Click "Sign in" in the header; the issuer signs the user in and sends the browser
+    back with a code; the page takes the tokens and shows the chat."""
+    page.page.get_by_test_id("auth").get_by_role("button", name="Sign in").click()
+    user = page.page.get_by_test_id("auth-user")
+    user.wait_for()
+    assert user.inner_text() == name
+    page.wait_for(READY, f"the chat after {name} signed in")
+
+
+def stored_user_expires(page: Page, seconds_from_now: int) -> None:
+    """Moves the stored access token's expiry (oidc-client-ts keeps the user in sessionStorage)."""
+    page.page.evaluate(
+        """(seconds) => {
+            const key = Object.keys(sessionStorage).find((k) => k.startsWith('oidc.user:'));
+            const user = JSON.parse(sessionStorage.getItem(key));
+            user.expires_at = Math.floor(Date.now() / 1000) + seconds;
+            sessionStorage.setItem(key, JSON.stringify(user));
+        }""",
+        seconds_from_now,
+    )
+
+
+def test_sign_in_with_pkce_then_chat_then_sign_out(signin_stack: Stack, new_page: Any) -> None:
+    page = new_page(on=signin_stack).open(wait_ready=False)
+    page.page.get_by_test_id("auth").get_by_role("button", name="Sign in").wait_for()
+    assert page.page.locator("openai-chatkit").count() == 0
+    assert page.api_requests == [], "the page asked the API before anyone signed in"
+
+    sign_in(page, "Alice")
+    assert "code=" not in page.page.url and "state=" not in page.page.url, page.page.url
+    assert page.grants == ["authorization_code"]
+    with quick_replies(signin_stack):
+        turn = page.send("hello, signed in")
+    assert turn["error"] is None, page.diagnostics()
+    assert 'you said "hello, signed in"' in turn["assistantText"]
+    sent = {authorization for _, authorization in page.api_requests}
+    assert len(sent) == 1 and next(iter(sent), "").startswith("Bearer "), page.api_requests
+    assert not [c for c in page.context.cookies() if c["name"] == "chatkit_session"]
+    assert page.csp_violations() == [], "the enforced policy got in the sign-in's way"
+    page.screenshot("signed-in")
+
+    # Back after the access token expired: the refresh token renews it, no new sign-in.
+    stored_user_expires(page, -10)
+    page.api_requests.clear()
+    page.reload()
+    assert page.grants == ["authorization_code", "refresh_token"]
+    assert page.page.get_by_test_id("auth-user").inner_text() == "Alice"
+    initial = page.record()["initial"]
+    assert initial["error"] is None, page.diagnostics()
+    assert initial["initialThread"] == turn["threadId"]
+    renewed = {authorization for _, authorization in page.api_requests}
+    assert len(renewed) == 1 and renewed != sent, "the API did not get the renewed token"
+
+    page.page.get_by_role("button", name="Sign out").click()
+    page.page.get_by_test_id("auth").get_by_role("button", name="Sign in").wait_for()
+    assert page.page.locator("openai-chatkit").count() == 0
+
+    # Another user in the same browser sees none of Alice's threads, nor is sent to one.
+    page.login_hint = "bob"
+    sign_in(page, "Bob")
+    initial = page.record()["initial"]
+    assert initial["error"] is None, page.diagnostics()
+    assert initial["threads"]["data"] == [] and initial["initialThread"] is None
+
+
+def test_refused_turns_say_why(signin_stack: Stack, new_page: Any) -> None:
+    """A message over MAX_MESSAGE_CHARS (413) and a turn past the per-user rate (429, with
+    Retry-After) each put a notice above the chat that says what happened and when to retry."""
+    page = new_page(on=signin_stack, login_hint="carol").open(wait_ready=False)
+    sign_in(page, "Carol")
+    notice = page.page.get_by_test_id("chat-problem")
+
+    long = page.send("x" * (MAX_MESSAGE_CHARS + 1))
+    assert long["status"] == 413, page.diagnostics()
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "That message is too long" in text
+    assert f"{MAX_MESSAGE_CHARS + 1} characters; the most is {MAX_MESSAGE_CHARS}" in text, text
+
+    # Past the limit; a minute's window may turn over in between: then one window more.
+    statuses = []
+    with quick_replies(signin_stack):
+        for n in range(2 * USER_TURNS_PER_MINUTE + 1):
+            statuses.append(page.send(f"turn {n}")["status"])
+            if statuses[-1] == 429:
+                break
+    assert statuses[-1] == 429 and statuses.count(200) >= USER_TURNS_PER_MINUTE, statuses
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "You're sending messages faster than this app allows" in text, text
+    wait = re.search(r"Try again in (\d+) s\.", text)
+    assert wait and 1 <= int(wait.group(1)) <= 60, text
+    page.screenshot("rate-limited")
+    page.page.get_by_role("button", name="Dismiss").click()
+    assert notice.count() == 0
