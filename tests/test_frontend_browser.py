@@ -937,6 +937,8 @@ def test_refused_turns_say_why(signin_stack: Stack, new_page: Any) -> None:
     """A message over MAX_MESSAGE_CHARS (413) and a turn past the per-user rate (429, with
     Retry-After) each put a notice above the chat that says what happened and when to retry."""
     page = new_page(on=signin_stack, login_hint="carol").open(wait_ready=False)
+    refused: list[Any] = []
+    page.page.on("response", lambda r: refused.append(r) if r.status in (413, 429) else None)
     sign_in(page, "Carol")
     notice = page.page.get_by_test_id("chat-problem")
 
@@ -960,6 +962,9 @@ def test_refused_turns_say_why(signin_stack: Stack, new_page: Any) -> None:
     assert "You're sending messages faster than this app allows" in text, text
     wait = re.search(r"Try again in (\d+) s\.", text)
     assert wait and 1 <= int(wait.group(1)) <= 60, text
+    # The frontend's server passed the backend's Retry-After on.
+    assert [r.status for r in refused] == [413, 429]
+    assert refused[1].all_headers().get("retry-after") == wait.group(1)
     page.screenshot("rate-limited")
     page.page.get_by_role("button", name="Dismiss").click()
     assert notice.count() == 0

@@ -87,9 +87,9 @@ export async function readRefusal(response: Response): Promise<Refusal | null> {
   };
 }
 
-/** "45 s", "3 min", "5 h 20 min". */
+/** "45 s", "75 s", "3 min", "5 h 20 min". */
 export function formatWait(seconds: number): string {
-  if (seconds < 60) return `${Math.max(1, Math.ceil(seconds))} s`;
+  if (seconds < 90) return `${Math.max(1, Math.ceil(seconds))} s`;
   if (seconds < 3600) return `${Math.ceil(seconds / 60)} min`;
   const hours = Math.floor(seconds / 3600);
   const minutes = Math.ceil((seconds % 3600) / 60);
