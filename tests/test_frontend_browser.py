@@ -877,16 +877,15 @@ def sign_in(page: Page, name: str) -> None:
     page.wait_for(READY, f"the chat after {name} signed in")
 
 
-def stored_user_expires(page: Page, seconds_from_now: int) -> None:
-    """Moves the stored access token's expiry (oidc-client-ts keeps the user in sessionStorage)."""
+def change_stored_user(page: Page, **fields: object) -> None:
+    """Changes the signed-in user's stored tokens (oidc-client-ts keeps them in sessionStorage)."""
     page.page.evaluate(
-        """(seconds) => {
+        """(fields) => {
             const key = Object.keys(sessionStorage).find((k) => k.startsWith('oidc.user:'));
             const user = JSON.parse(sessionStorage.getItem(key));
-            user.expires_at = Math.floor(Date.now() / 1000) + seconds;
-            sessionStorage.setItem(key, JSON.stringify(user));
+            sessionStorage.setItem(key, JSON.stringify({ ...user, ...fields }));
         }""",
-        seconds_from_now,
+        fields,
     )
 
 
@@ -910,7 +909,7 @@ def test_sign_in_with_pkce_then_chat_then_sign_out(signin_stack: Stack, new_page
     page.screenshot("signed-in")
 
     # Back after the access token expired: the refresh token renews it, no new sign-in.
-    stored_user_expires(page, -10)
+    change_stored_user(page, expires_at=int(time.time()) - 10)
     page.api_requests.clear()
     page.reload()
     assert page.grants == ["authorization_code", "refresh_token"]
@@ -920,6 +919,16 @@ def test_sign_in_with_pkce_then_chat_then_sign_out(signin_stack: Stack, new_page
     assert initial["initialThread"] == turn["threadId"]
     renewed = {authorization for _, authorization in page.api_requests}
     assert len(renewed) == 1 and renewed != sent, "the API did not get the renewed token"
+
+    # A token the backend refuses (here a forged one) is explained above the chat.
+    token = str(next(iter(renewed))).removeprefix("Bearer ")
+    change_stored_user(page, access_token=token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"))
+    refused = page.send("with a forged token")
+    assert refused["status"] == 401, page.diagnostics()
+    assert (
+        "The backend did not accept your sign-in"
+        in page.page.get_by_test_id("chat-problem").inner_text()
+    )
 
     page.page.get_by_role("button", name="Sign out").click()
     page.page.get_by_test_id("auth").get_by_role("button", name="Sign in").wait_for()
