@@ -6,6 +6,9 @@ with tests/browser_support/chatkit_standin.js: a clearly labelled TEST STAND-IN 
 element does and speaks the ChatKit protocol to options.api.url. Everything else the
 page asks for must be served by the frontend itself. The fake LLM (the generated project's
 tests/fake_provider.py) runs in this process, so a test can read what the model was sent.
+The sign-in tests add the generated backend's loopback OpenID provider
+(tests/oidc_issuer.py), in a process of its own, and a build of the frontend configured
+for it.
 
 Needs: chromium at /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright`
 Python package (never `playwright install`); the backend's dependencies in this Python.
@@ -837,7 +840,8 @@ def start_issuer(build: FrontendBuild, workdir: Path) -> tuple[Server, str]:
 @pytest.fixture(scope="module")
 def signin_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The frontend built with sign-in (CSP enforced), the backend in AUTH_MODE=oidc with
-    small limits, and the loopback issuer both trust."""
+    small limits, and the loopback issuer both trust. It takes `stack` for its build, so
+    its tests share that build's worker (tests/conftest.py groups by frontend build)."""
     build = stack.build
     workdir = tmp_path_factory.mktemp(f"signin-{build.kind}")
     issuer, issuer_url = start_issuer(build, workdir)
