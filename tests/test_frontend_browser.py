@@ -123,7 +123,8 @@ class Page:
         # issuer signs anybody in at once); what went to the API and the token endpoint.
         self.login_hint = login_hint
         self.api_requests: list[tuple[str, str | None]] = []
-        self.grants: list[str] = []
+        # Each token request's grant type, with how many API requests went out before it.
+        self.grants: list[tuple[str, int]] = []
         context.route("**/*", self._route)
         # Every Content-Security-Policy violation the page sees (enforced or report-only).
         context.add_init_script(
@@ -168,7 +169,8 @@ class Page:
         elif self.stack.issuer_url and url.startswith(self.stack.issuer_url + "/"):
             path = url[len(self.stack.issuer_url) :].split("?")[0]
             if path == "/token":
-                self.grants.append(parse_qs(route.request.post_data or "")["grant_type"][0])
+                grant = parse_qs(route.request.post_data or "")["grant_type"][0]
+                self.grants.append((grant, len(self.api_requests)))
             if path == "/authorize" and self.login_hint:
                 route.continue_(url=f"{url}&{urlencode({'login_hint': self.login_hint})}")
             else:
@@ -881,6 +883,10 @@ def sign_in(page: Page, name: str) -> None:
     page.wait_for(READY, f"the chat after {name} signed in")
 
 
+def grant_types(page: Page) -> list[str]:
+    return [grant for grant, _ in page.grants]
+
+
 def change_stored_user(page: Page, **fields: object) -> None:
     """Changes the signed-in user's stored tokens (oidc-client-ts keeps them in sessionStorage)."""
     page.page.evaluate(
@@ -901,7 +907,7 @@ def test_sign_in_with_pkce_then_chat_then_sign_out(signin_stack: Stack, new_page
 
     sign_in(page, "Alice")
     assert "code=" not in page.page.url and "state=" not in page.page.url, page.page.url
-    assert page.grants == ["authorization_code"]
+    assert grant_types(page) == ["authorization_code"]
     with quick_replies(signin_stack):
         turn = page.send("hello, signed in")
     assert turn["error"] is None, page.diagnostics()
@@ -916,16 +922,26 @@ def test_sign_in_with_pkce_then_chat_then_sign_out(signin_stack: Stack, new_page
     change_stored_user(page, expires_at=int(time.time()) - 10)
     page.api_requests.clear()
     page.reload()
-    assert page.grants == ["authorization_code", "refresh_token"]
+    # Renewed before the page asked the API anything (the requests were cleared above).
+    assert page.grants[1:] == [("refresh_token", 0)], page.grants
     assert page.page.get_by_test_id("auth-user").inner_text() == "Alice"
     initial = page.record()["initial"]
     assert initial["error"] is None, page.diagnostics()
     assert initial["initialThread"] == turn["threadId"]
+    # (The issuer mints the same token twice in one second: no comparison with the first.)
     renewed = {authorization for _, authorization in page.api_requests}
-    assert len(renewed) == 1 and renewed != sent, "the API did not get the renewed token"
+    assert len(renewed) == 1 and next(iter(renewed), "").startswith("Bearer "), renewed
+
+    # Expired while the page is open: renewed before the next request goes out.
+    change_stored_user(page, expires_at=int(time.time()) - 10)
+    requests_before = len(page.api_requests)
+    with quick_replies(signin_stack):
+        later = page.send("after the token expired")
+    assert later["error"] is None, page.diagnostics()
+    assert page.grants[2:] == [("refresh_token", requests_before)], page.grants
 
     # A token the backend refuses (here a forged one) is explained above the chat.
-    token = str(next(iter(renewed))).removeprefix("Bearer ")
+    token = str(page.api_requests[-1][1]).removeprefix("Bearer ")
     change_stored_user(page, access_token=token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"))
     refused = page.send("with a forged token")
     assert refused["status"] == 401, page.diagnostics()
