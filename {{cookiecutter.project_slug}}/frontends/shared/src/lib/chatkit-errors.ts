@@ -65,7 +65,14 @@ export function chatkitProblem(error: unknown, hostname: string): Problem {
 }
 
 /** A request the backend refused before doing anything: too fast, too long, or not signed in. */
-export type Refusal = { status: number; code: string; message: string; retryAfter: number | null };
+export type Refusal = {
+  status: number;
+  code: string;
+  /** Which limit refused it, e.g. user_turns or user_uploads. */
+  limit: string;
+  message: string;
+  retryAfter: number | null;
+};
 
 const REFUSED = new Set([401, 413, 429]);
 
@@ -82,6 +89,7 @@ export async function readRefusal(response: Response): Promise<Refusal | null> {
   return {
     status: response.status,
     code: typeof field("code") === "string" ? (field("code") as string) : "",
+    limit: typeof field("limit") === "string" ? (field("limit") as string) : "",
     message: typeof field("message") === "string" ? (field("message") as string) : "",
     retryAfter,
   };
@@ -103,8 +111,11 @@ export function refusalProblem(refusal: Refusal): Problem {
     if (refusal.code === "token_budget") {
       return { title: "Today's allowance of this app is used up", steps: [`It renews at midnight UTC: try again ${wait}.`], detail };
     }
+    const uploads = refusal.limit === "user_uploads" || refusal.limit === "upload_bytes";
     return {
-      title: "You're sending messages faster than this app allows",
+      title: uploads
+        ? "You're attaching files faster than this app allows"
+        : "You're sending messages faster than this app allows",
       steps: [`Try again ${wait}.`],
       detail,
     };
