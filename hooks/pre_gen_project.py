@@ -122,14 +122,6 @@ def problems(answers: dict[str, object], table: ModuleType | None) -> list[str]:
         if value not in choices:
             found.append(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")
 
-    frontend = str(answers.get("frontend", ""))
-    if answers.get("auth") == "oidc" and frontend in FRONTENDS and frontend != "none":
-        found.append(
-            f"auth 'oidc' cannot go with frontend={frontend} yet: the bundled frontends do not "
-            "sign in, so their requests would all get 401. Choose auth=session, or "
-            "frontend=none with your own client sending the bearer token"
-        )
-
     for name in ("attachments", "run_smoke_test"):
         flag = answers.get(name)
         if not isinstance(flag, bool) and str(flag).lower() not in BOOLEAN_WORDS:

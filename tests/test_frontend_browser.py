@@ -6,6 +6,9 @@ with tests/browser_support/chatkit_standin.js: a clearly labelled TEST STAND-IN 
 element does and speaks the ChatKit protocol to options.api.url. Everything else the
 page asks for must be served by the frontend itself. The fake LLM (the generated project's
 tests/fake_provider.py) runs in this process, so a test can read what the model was sent.
+The sign-in tests add the generated backend's loopback OpenID provider
+(tests/oidc_issuer.py), in a process of its own, and a build of the frontend configured
+for it.
 
 Needs: chromium at /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright`
 Python package (never `playwright install`); the backend's dependencies in this Python.
@@ -20,6 +23,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 import tempfile
 import time
 import urllib.error
@@ -29,14 +33,16 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 
 from tests.browser_support.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.browser_support.frontend_build import FRONTENDS, FrontendBuild, get_build
+from tests.browser_support.frontend_build import ENV_PREFIX, FRONTENDS, FrontendBuild, get_build
 from tests.browser_support.servers import (
     FAKE_CHUNK_SIZE,
     FAKE_DELAY_SECONDS,
+    Server,
     Stack,
     image_summary,
 )
@@ -100,6 +106,7 @@ class Page:
         origin: str | None = None,
         served_by: str | None = None,
         hold: str | None = None,
+        login_hint: str | None = None,
     ):
         self.stack = stack
         self.context = context
@@ -112,6 +119,12 @@ class Page:
         self.hold = hold
         self.held: list[Any] = []
         self.held_failed = False
+        # With sign-in: the issuer is reachable; `login_hint` is who signs in there (the test
+        # issuer signs anybody in at once); what went to the API and the token endpoint.
+        self.login_hint = login_hint
+        self.api_requests: list[tuple[str, str | None]] = []
+        # Each token request's grant type, with how many API requests went out before it.
+        self.grants: list[tuple[str, int]] = []
         context.route("**/*", self._route)
         # Every Content-Security-Policy violation the page sees (enforced or report-only).
         context.add_init_script(
@@ -150,7 +163,18 @@ class Page:
             response = route.fetch(url=self.served_by + url[len(self.origin) :], headers=headers)
             route.fulfill(response=response)
         elif url.startswith(self.origin + "/"):
+            if url.startswith(self.origin + "/chatkit"):
+                self.api_requests.append((url, route.request.headers.get("authorization")))
             route.continue_()
+        elif self.stack.issuer_url and url.startswith(self.stack.issuer_url + "/"):
+            path = url[len(self.stack.issuer_url) :].split("?")[0]
+            if path == "/token":
+                grant = parse_qs(route.request.post_data or "")["grant_type"][0]
+                self.grants.append((grant, len(self.api_requests)))
+            if path == "/authorize" and self.login_hint:
+                route.continue_(url=f"{url}&{urlencode({'login_hint': self.login_hint})}")
+            else:
+                route.continue_()
         else:
             self.foreign.append(url)
             route.abort("blockedbyclient")
@@ -246,12 +270,12 @@ class Page:
 def new_page(browser: Any, stack: Stack) -> Iterator[Any]:
     contexts = []
 
-    def make(color_scheme: str = "light", **options: Any) -> Page:
+    def make(color_scheme: str = "light", on: Stack | None = None, **options: Any) -> Page:
         context = browser.new_context(
             color_scheme=color_scheme, viewport={"width": 1100, "height": 800}
         )
         contexts.append(context)
-        return Page(stack, context, **options)
+        return Page(on or stack, context, **options)
 
     yield make
     for context in contexts:
@@ -773,3 +797,203 @@ def test_the_page_works_under_the_enforced_policy(stack: Stack, new_page: Any) -
     assert distinct(reported.csp_violations()) == [
         {"directive": "connect-src", "blocked": blocked, "disposition": "report"}
     ]
+
+
+# --- sign-in with OpenID Connect; turns the backend refuses -------------------------------
+
+# The generated backend's loopback OpenID provider (tests/oidc_issuer.py), run from the
+# backend folder in a process of its own; it writes its URL to the file it is given.
+ISSUER_SCRIPT = """
+import sys, threading
+from pathlib import Path
+from tests.oidc_issuer import OidcIssuer
+with OidcIssuer(audience=sys.argv[2]) as issuer:
+    Path(sys.argv[1]).write_text(issuer.url)
+    threading.Event().wait()
+"""
+AUDIENCE = "chatkit-api"
+CLIENT_ID = "chatkit-web"
+# Small limits, so a few turns reach them (per IP off: every page here is 127.0.0.1).
+MAX_MESSAGE_CHARS = 200
+USER_TURNS_PER_MINUTE = 2
+SIGN_IN_BACKEND = {
+    "AUTH_MODE": "oidc",
+    "OIDC_AUDIENCE": AUDIENCE,
+    "MAX_MESSAGE_CHARS": str(MAX_MESSAGE_CHARS),
+    "RATE_LIMIT_USER_TURNS_PER_MINUTE": str(USER_TURNS_PER_MINUTE),
+    "RATE_LIMIT_IP_TURNS_PER_MINUTE": "0",
+}
+READY = "window.__chatkitStandIn && window.__chatkitStandIn.ready"
+
+
+def start_issuer(build: FrontendBuild, workdir: Path) -> tuple[Server, str]:
+    url_file = workdir / "issuer-url"
+    command = [sys.executable, "-c", ISSUER_SCRIPT, str(url_file), AUDIENCE]
+    issuer = Server("oidc issuer", command, build.backend_dir, {}, workdir / "oidc-issuer.log")
+    deadline = time.monotonic() + 30
+    while not url_file.exists() or not url_file.read_text():
+        if issuer.process.poll() is not None or time.monotonic() > deadline:
+            issuer.stop()
+            raise AssertionError(f"the OpenID issuer did not start\n{issuer.log_tail()}")
+        time.sleep(0.1)
+    return issuer, url_file.read_text()
+
+
+@pytest.fixture(scope="module")
+def signin_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The frontend built with sign-in (CSP enforced), the backend in AUTH_MODE=oidc with
+    small limits, and the loopback issuer both trust. It takes `stack` for its build, so
+    its tests share that build's worker (tests/conftest.py groups by frontend build)."""
+    build = stack.build
+    workdir = tmp_path_factory.mktemp(f"signin-{build.kind}")
+    issuer, issuer_url = start_issuer(build, workdir)
+    prefix = ENV_PREFIX[build.kind]
+    public = {
+        f"{prefix}OIDC_ISSUER": issuer_url,
+        f"{prefix}OIDC_CLIENT_ID": CLIENT_ID,
+        build.domain_key_var: "",
+        build.api_url_var: "",
+        "CSP_ENFORCE": "1",
+    }
+    try:
+        frontend = build.variant("signin", public)
+        running = Stack(
+            build,
+            workdir,
+            frontend_dir=frontend,
+            backend_env={**SIGN_IN_BACKEND, "OIDC_ISSUER": issuer_url},
+            frontend_env=public,
+        )
+    except BaseException:
+        issuer.stop()
+        raise
+    running.servers.insert(0, issuer)  # stopped last
+    running.issuer_url = issuer_url
+    yield running
+    running.stop()
+
+
+def sign_in(page: Page, name: str) -> None:
+    """Click "Sign in" in the header; the issuer signs the user in and sends the browser
+    back with a code; the page takes the tokens and shows the chat."""
+    page.page.get_by_test_id("auth").get_by_role("button", name="Sign in").click()
+    user = page.page.get_by_test_id("auth-user")
+    user.wait_for()
+    assert user.inner_text() == name
+    page.wait_for(READY, f"the chat after {name} signed in")
+
+
+def grant_types(page: Page) -> list[str]:
+    return [grant for grant, _ in page.grants]
+
+
+def change_stored_user(page: Page, **fields: object) -> None:
+    """Changes the signed-in user's stored tokens (oidc-client-ts keeps them in sessionStorage)."""
+    page.page.evaluate(
+        """(fields) => {
+            const key = Object.keys(sessionStorage).find((k) => k.startsWith('oidc.user:'));
+            const user = JSON.parse(sessionStorage.getItem(key));
+            sessionStorage.setItem(key, JSON.stringify({ ...user, ...fields }));
+        }""",
+        fields,
+    )
+
+
+def test_sign_in_with_pkce_then_chat_then_sign_out(signin_stack: Stack, new_page: Any) -> None:
+    page = new_page(on=signin_stack).open(wait_ready=False)
+    page.page.get_by_test_id("auth").get_by_role("button", name="Sign in").wait_for()
+    assert page.page.locator("openai-chatkit").count() == 0
+    assert page.api_requests == [], "the page asked the API before anyone signed in"
+
+    sign_in(page, "Alice")
+    assert "code=" not in page.page.url and "state=" not in page.page.url, page.page.url
+    assert grant_types(page) == ["authorization_code"]
+    with quick_replies(signin_stack):
+        turn = page.send("hello, signed in")
+    assert turn["error"] is None, page.diagnostics()
+    assert 'you said "hello, signed in"' in turn["assistantText"]
+    sent = {authorization for _, authorization in page.api_requests}
+    assert len(sent) == 1 and next(iter(sent), "").startswith("Bearer "), page.api_requests
+    assert not [c for c in page.context.cookies() if c["name"] == "chatkit_session"]
+    assert page.csp_violations() == [], "the enforced policy got in the sign-in's way"
+    page.screenshot("signed-in")
+
+    # Back after the access token expired: the refresh token renews it, no new sign-in.
+    change_stored_user(page, expires_at=int(time.time()) - 10)
+    page.api_requests.clear()
+    page.reload()
+    # Renewed before the page asked the API anything (the requests were cleared above).
+    assert page.grants[1:] == [("refresh_token", 0)], page.grants
+    assert page.page.get_by_test_id("auth-user").inner_text() == "Alice"
+    initial = page.record()["initial"]
+    assert initial["error"] is None, page.diagnostics()
+    assert initial["initialThread"] == turn["threadId"]
+    # (The issuer mints the same token twice in one second: no comparison with the first.)
+    renewed = {authorization for _, authorization in page.api_requests}
+    assert len(renewed) == 1 and next(iter(renewed), "").startswith("Bearer "), renewed
+
+    # Expired while the page is open: renewed before the next request goes out.
+    change_stored_user(page, expires_at=int(time.time()) - 10)
+    requests_before = len(page.api_requests)
+    with quick_replies(signin_stack):
+        later = page.send("after the token expired")
+    assert later["error"] is None, page.diagnostics()
+    assert page.grants[2:] == [("refresh_token", requests_before)], page.grants
+
+    # A token the backend refuses (here a forged one) is explained above the chat.
+    token = str(page.api_requests[-1][1]).removeprefix("Bearer ")
+    change_stored_user(page, access_token=token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"))
+    refused = page.send("with a forged token")
+    assert refused["status"] == 401, page.diagnostics()
+    assert (
+        "The backend did not accept your sign-in"
+        in page.page.get_by_test_id("chat-problem").inner_text()
+    )
+
+    page.page.get_by_role("button", name="Sign out").click()
+    page.page.get_by_test_id("auth").get_by_role("button", name="Sign in").wait_for()
+    assert page.page.locator("openai-chatkit").count() == 0
+
+    # Another user in the same browser sees none of Alice's threads, nor is sent to one.
+    page.login_hint = "bob"
+    sign_in(page, "Bob")
+    initial = page.record()["initial"]
+    assert initial["error"] is None, page.diagnostics()
+    assert initial["threads"]["data"] == [] and initial["initialThread"] is None
+
+
+def test_refused_turns_say_why(signin_stack: Stack, new_page: Any) -> None:
+    """A message over MAX_MESSAGE_CHARS (413) and a turn past the per-user rate (429, with
+    Retry-After) each put a notice above the chat that says what happened and when to retry."""
+    page = new_page(on=signin_stack, login_hint="carol").open(wait_ready=False)
+    refused: list[Any] = []
+    page.page.on("response", lambda r: refused.append(r) if r.status in (413, 429) else None)
+    sign_in(page, "Carol")
+    notice = page.page.get_by_test_id("chat-problem")
+
+    long = page.send("x" * (MAX_MESSAGE_CHARS + 1))
+    assert long["status"] == 413, page.diagnostics()
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "That message is too long" in text
+    assert f"{MAX_MESSAGE_CHARS + 1} characters; the most is {MAX_MESSAGE_CHARS}" in text, text
+
+    # Past the limit; a minute's window may turn over in between: then one window more.
+    statuses = []
+    with quick_replies(signin_stack):
+        for n in range(2 * USER_TURNS_PER_MINUTE + 1):
+            statuses.append(page.send(f"turn {n}")["status"])
+            if statuses[-1] == 429:
+                break
+    assert statuses[-1] == 429 and statuses.count(200) >= USER_TURNS_PER_MINUTE, statuses
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "You're sending messages faster than this app allows" in text, text
+    wait = re.search(r"Try again in (\d+) s\.", text)
+    assert wait and 1 <= int(wait.group(1)) <= 60, text
+    # The frontend's server passed the backend's Retry-After on.
+    assert [r.status for r in refused] == [413, 429]
+    assert refused[1].all_headers().get("retry-after") == wait.group(1)
+    page.screenshot("rate-limited")
+    page.page.get_by_role("button", name="Dismiss").click()
+    assert notice.count() == 0

@@ -172,3 +172,24 @@ def test_build_without_domain_key_warns(build: FrontendBuild) -> None:
     assert warning in unkeyed
     assert "https://platform.openai.com/settings/organization/security/domain-allowlist" in unkeyed
     assert warning not in keyed
+
+
+# An error message of oidc-client-ts's own, so in its code wherever the bundler puts it.
+OIDC_CLIENT_MARKER = "No matching state found in storage"
+# Where the page's HTML is, and where its /... script URLs are, in each build.
+PAGE_HTML = {"nextjs": ".next/server/app/index.html", "vite": "dist/index.html"}
+SCRIPT_ROOT = {"nextjs": ("/_next/", ".next/"), "vite": ("/", "dist/")}
+
+
+def test_sign_in_code_is_not_in_the_cookie_pages_scripts(build: FrontendBuild) -> None:
+    """Built without OIDC settings, the page's own scripts hold no oidc-client-ts: it is a
+    chunk of its own (src/lib/auth.ts imports it dynamically), loaded only with sign-in."""
+    html = (build.frontend_dir / PAGE_HTML[build.kind]).read_text()
+    url_prefix, folder = SCRIPT_ROOT[build.kind]
+    scripts = set(re.findall(rf'(?:src|href)="({re.escape(url_prefix)}[^"]+\.js)"', html))
+    assert scripts, html[:2000]
+    marker = OIDC_CLIENT_MARKER.encode()
+    loaded = [build.frontend_dir / folder / url[len(url_prefix) :] for url in sorted(scripts)]
+    assert [path.name for path in loaded if marker in path.read_bytes()] == []
+    chunks = files_containing(build.browser_dir, OIDC_CLIENT_MARKER)
+    assert len(chunks) == 1, f"expected oidc-client-ts in one chunk of its own: {chunks}"

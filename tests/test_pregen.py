@@ -38,11 +38,6 @@ BAD_ANSWERS = [
     ),
     pytest.param({"llm_base_url": "localhost:11434"}, "is not an http(s) URL", id="bad-base-url"),
     pytest.param({"mcp_server_url": "ftp://x"}, "mcp_server_url 'ftp://x'", id="bad-mcp-url"),
-    pytest.param(
-        {"auth": "oidc", "frontend": "vite"},
-        "auth 'oidc' cannot go with frontend=vite yet",
-        id="oidc-with-a-frontend",
-    ),
 ]
 
 UNKNOWN_CHOICES = [
@@ -120,3 +115,14 @@ def test_unknown_choice_in_a_replay_file_is_refused(
         cookiecutter(str(TEMPLATE), replay=str(replay), output_dir=str(out))
     assert f"{variable} '{value}' is unknown" in capfd.readouterr().err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(("frontend", "prefix"), [("nextjs", "NEXT_PUBLIC_"), ("vite", "VITE_")])
+def test_oidc_goes_with_a_frontend(render: Render, frontend: str, prefix: str) -> None:
+    """The bundled frontends sign in: auth=oidc renders with either, and the frontend's
+    .env.example names its sign-in variables."""
+    project = render(auth="oidc", frontend=frontend)
+    example = (project / "frontend" / ".env.example").read_text()
+    for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_AUDIENCE", "OIDC_SCOPE"):
+        assert f"# {prefix}{name}=" in example, name
+    assert "AUTH_MODE=oidc" in (project / ".env.example").read_text()

@@ -102,6 +102,7 @@ def other_renders() -> dict[str, dict[str, Any]]:
         "store_backend": "memory",
         "frontend": "vite",
         "mcp_server_url": MCP_URL,
+        "auth": "oidc",  # sign-in with a bundled frontend
     }
     return renders
 

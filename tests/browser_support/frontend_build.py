@@ -105,6 +105,22 @@ class FrontendBuild:
         """A copy of the frontend (node_modules hard-linked) built without key and API URL."""
         return self.frontend_dir.with_name("frontend-unkeyed")
 
+    def variant(self, name: str, env: dict[str, str]) -> Path:
+        """A copy of the frontend (node_modules hard-linked, no build output) built with
+        `env`, e.g. with sign-in configured."""
+        target = self.frontend_dir.with_name(f"frontend-{name}")
+        outputs = {BUILD_OUTPUT[self.kind], "nginx", "next-env.d.ts", "tsconfig.tsbuildinfo"}
+
+        def ignore(directory: str, names: list[str]) -> set[str]:
+            # The build would write into the keyed build's files through the links.
+            return outputs & set(names) if Path(directory) == self.frontend_dir else set()
+
+        shutil.copytree(
+            self.frontend_dir, target, symlinks=True, copy_function=os.link, ignore=ignore
+        )
+        self.npm("run", "build", env=env, name=f"build-{name}", cwd=target)
+        return target
+
     def npm(
         self,
         *args: str,

@@ -110,7 +110,21 @@ class Server:
 class Stack:
     """Fake provider -> generated backend -> frontend server, all on 127.0.0.1."""
 
-    def __init__(self, build: FrontendBuild, workdir: Path):
+    # The OpenID issuer the frontend and backend sign in with, when they do.
+    issuer_url = ""
+
+    def __init__(
+        self,
+        build: FrontendBuild,
+        workdir: Path,
+        *,
+        frontend_dir: Path | None = None,
+        backend_env: dict[str, str] | None = None,
+        frontend_env: dict[str, str] | None = None,
+    ):
+        """The keyed build by default; else the build in `frontend_dir`, served on a port of
+        its own with `frontend_env` for its build-time variables, and the backend's settings
+        with `backend_env` over the defaults."""
         self.build = build
         self.servers: list[Server] = []
         self.workdir = workdir
@@ -118,7 +132,14 @@ class Stack:
         backend = build.backend_dir
         backend_port = free_port()
         self.backend_url = f"http://127.0.0.1:{backend_port}"
-        self.frontend_url = f"http://127.0.0.1:{build.port}"
+        frontend_port = build.port if frontend_dir is None else free_port()
+        self.frontend_url = f"http://127.0.0.1:{frontend_port}"
+        if frontend_env is None:
+            frontend_env = {
+                build.domain_key_var: build.domain_key,
+                build.api_url_var: build.api_url,
+                "CSP_ENFORCE": "1",  # as the build (servers that read it at start)
+            }
         # In this process, so the tests can read what the model was sent (`fake.requests`).
         fake_module = load_fake_provider(backend)
         self.fake = fake_module.FakeProvider(
@@ -150,6 +171,7 @@ class Stack:
                     "SESSION_SECRET": "browser-test-session-secret-0123456789abcdef",
                     "CORS_ORIGINS": self.frontend_url,
                     "MCP_SERVER_URL": "",
+                    **(backend_env or {}),
                 },
                 workdir,
             )
@@ -158,18 +180,13 @@ class Stack:
             # servers, `next start` and nginx (the build-time variables then come from this
             # environment).
             dev = os.environ.get("FRONTEND_SERVER_MODE") == "dev"
-            command = self._server_command(build.frontend_dir, build.port, dev)
+            served = frontend_dir or build.frontend_dir
+            command = self._server_command(served, frontend_port, dev)
             web = self._start(
                 f"{build.kind} server",
                 command,
-                build.frontend_dir,
-                {
-                    "BACKEND_URL": self.backend_url,
-                    "NEXT_TELEMETRY_DISABLED": "1",
-                    build.domain_key_var: build.domain_key,
-                    build.api_url_var: build.api_url,
-                    "CSP_ENFORCE": "1",  # as the build (servers that read it at start)
-                },
+                served,
+                {"BACKEND_URL": self.backend_url, "NEXT_TELEMETRY_DISABLED": "1", **frontend_env},
                 workdir,
             )
             web.wait_until_up(self.frontend_url + "/")

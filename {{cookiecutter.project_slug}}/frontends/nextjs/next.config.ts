@@ -40,6 +40,7 @@ export default function config(phase: string): NextConfig {
     inlineScript: "'unsafe-inline'",
     development: phase === PHASE_DEVELOPMENT_SERVER,
     apiUrl: process.env.NEXT_PUBLIC_CHATKIT_API_URL?.trim(),
+    oidcIssuer: process.env.NEXT_PUBLIC_OIDC_ISSUER?.trim(),
     ...policyOptionsFromEnv(process.env),
   });
   return {

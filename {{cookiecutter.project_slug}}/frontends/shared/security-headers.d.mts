@@ -16,6 +16,8 @@ export interface PolicyOptions {
   reportUri?: string;
   /** The ChatKit API URL; an absolute one adds its origin to connect-src. */
   apiUrl?: string;
+  /** The OpenID issuer the page signs in with; adds its origin to connect-src. */
+  oidcIssuer?: string;
 }
 
 export interface HeaderOptions extends PolicyOptions {

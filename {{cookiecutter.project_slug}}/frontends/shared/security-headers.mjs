@@ -38,7 +38,7 @@ function originOf(url) {
 }
 
 /** The full Content-Security-Policy for the page. */
-export function contentSecurityPolicy({ inlineScript, development = false, reportUri, apiUrl } = {}) {
+export function contentSecurityPolicy({ inlineScript, development = false, reportUri, apiUrl, oidcIssuer } = {}) {
   const script = ["'self'"];
   if (inlineScript) script.push(sourceExpression(inlineScript));
   if (development) script.push("'unsafe-eval'"); // Dev servers evaluate modules for hot reload.
@@ -47,6 +47,9 @@ export function contentSecurityPolicy({ inlineScript, development = false, repor
   const connect = ["'self'"];
   const apiOrigin = apiUrl ? originOf(apiUrl) : undefined;
   if (apiOrigin) connect.push(apiOrigin);
+  // Sign-in (src/lib/auth.ts) fetches the provider's discovery document and tokens.
+  const issuerOrigin = oidcIssuer ? originOf(oidcIssuer) : undefined;
+  if (issuerOrigin) connect.push(issuerOrigin);
   connect.push(OPENAI_API_ORIGIN, CHATKIT_SCRIPT_ORIGIN);
   if (development) connect.push("ws:", "wss:"); // The hot-reload socket.
 
@@ -66,8 +69,15 @@ export function contentSecurityPolicy({ inlineScript, development = false, repor
 }
 
 /** The headers for every page response, as [{ key, value }] (Next.js's shape). */
-export function securityHeaders({ inlineScript, development = false, enforce = false, reportUri, apiUrl } = {}) {
-  const policy = contentSecurityPolicy({ inlineScript, development, reportUri, apiUrl });
+export function securityHeaders({
+  inlineScript,
+  development = false,
+  enforce = false,
+  reportUri,
+  apiUrl,
+  oidcIssuer,
+} = {}) {
+  const policy = contentSecurityPolicy({ inlineScript, development, reportUri, apiUrl, oidcIssuer });
   const csp = enforce
     ? [{ key: "Content-Security-Policy", value: policy }]
     : [

@@ -39,6 +39,7 @@ export function pageHeaders(env: Env, development: boolean): Header[] {
     inlineScript: development ? "'unsafe-inline'" : LOADER_HASH,
     development,
     apiUrl: env.VITE_CHATKIT_API_URL?.trim() || undefined,
+    oidcIssuer: env.VITE_OIDC_ISSUER?.trim() || undefined,
   });
 }
 

@@ -27,6 +27,9 @@ const RESPONSE_HEADERS = [
   "content-disposition",
   "content-security-policy",
   "content-type",
+  // A refused turn says when to try again (429, 503), a refused token why (401).
+  "retry-after",
+  "www-authenticate",
   "x-content-type-options",
   "x-request-id",
 ];

@@ -1,21 +1,44 @@
 "use client"; // Rendered in the browser; bundlers without server components ignore this line.
 
 import { ChatKit, useChatKit } from "@openai/chatkit-react";
-import { useRef, useState } from "react";
+import { useCallback, useRef, useState } from "react";
 import { useAttachmentPolicy } from "../lib/attachments";
+import { authFetch, signIn, useAuth } from "../lib/auth";
 import { readStoredThread, storeThread, useColorScheme, useHostname } from "../lib/browser";
 import { CHATKIT_API_URL, SITE, resolveDomainKey } from "../lib/chatkit-config";
-import { chatkitProblem, missingKeyProblem, scriptProblem } from "../lib/chatkit-errors";
+import {
+  chatkitProblem,
+  missingKeyProblem,
+  readRefusal,
+  refusalProblem,
+  scriptProblem,
+  type Problem,
+} from "../lib/chatkit-errors";
 import { useChatKitScript, type ScriptStatus } from "../lib/chatkit-script";
 import { ProblemNotice } from "./ProblemNotice";
-
-// Requests go out from this page (not from ChatKit's frame), so the session cookie goes with them.
-const fetchWithCookies: typeof fetch = (input, init) => fetch(input, { ...init, credentials: "include" });
 
 export function ChatWidget() {
   const hostname = useHostname();
   const scriptStatus = useChatKitScript();
   const domainKey = resolveDomainKey(hostname);
+  const auth = useAuth();
+
+  if (auth.status === "loading") {
+    return <div className="chat-shell" aria-busy="true" />;
+  }
+  if (auth.status === "signed-out") {
+    return (
+      <div className="chat-shell">
+        {auth.error && <ProblemNotice problem={{ title: "Not signed in", steps: [auth.error] }} />}
+        <div className="sign-in-panel">
+          <p>Sign in to chat.</p>
+          <button type="button" onClick={() => void signIn()} data-testid="sign-in-panel">
+            Sign in
+          </button>
+        </div>
+      </div>
+    );
+  }
 
   if (domainKey === null) {
     if (hostname === null) {
@@ -44,16 +67,25 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
   const colorScheme = useColorScheme();
   const [initialThread] = useState(readStoredThread);
   const [error, setError] = useState<unknown>(null);
+  const [refusal, setRefusal] = useState<Problem | null>(null);
   const threadLoaded = useRef(false);
+  // Sends the cookie or the access token (lib/auth.ts); a refusal (too fast, too long, not
+  // signed in) is shown above the chat, with what to do.
+  const chatFetch = useCallback<typeof fetch>(async (input, init) => {
+    const response = await authFetch(input, init);
+    const refused = await readRefusal(response);
+    if (refused) setRefusal(refusalProblem(refused));
+    return response;
+  }, []);
   // The widget starts without attachments and gets them once the backend's policy arrives.
-  const attachments = useAttachmentPolicy(CHATKIT_API_URL, fetchWithCookies);
+  const attachments = useAttachmentPolicy(CHATKIT_API_URL, chatFetch);
   const uploads = attachments?.enabled === true;
 
   const chatkit = useChatKit({
     api: {
       url: CHATKIT_API_URL,
       domainKey,
-      fetch: fetchWithCookies,
+      fetch: chatFetch,
       // Two-phase: attachments.create answers with where to upload the bytes (see the backend).
       ...(uploads && { uploadStrategy: { type: "two_phase" } }),
     },
@@ -67,6 +99,11 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
       ...(uploads && { attachments }),
     },
     onThreadChange: ({ threadId }) => storeThread(threadId),
+    // A new turn: what went wrong with the last one is over.
+    onResponseStart: () => {
+      setRefusal(null);
+      setError(null);
+    },
     onThreadLoadEnd: () => {
       threadLoaded.current = true;
     },
@@ -79,16 +116,20 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
   });
 
   const scriptFailed = scriptStatus === "error" || scriptStatus === "timeout";
+  // A refusal comes with ChatKit's own error for the same request: the refusal says more.
   const problem = scriptFailed
     ? scriptProblem(scriptStatus)
-    : error
-      ? chatkitProblem(error, hostname ?? window.location.hostname)
-      : null;
+    : (refusal ??
+      (error ? chatkitProblem(error, hostname ?? window.location.hostname) : null));
+  const dismiss = () => {
+    setRefusal(null);
+    setError(null);
+  };
 
   return (
     <div className="chat-shell">
       {problem && (
-        <ProblemNotice problem={problem} onDismiss={error ? () => setError(null) : undefined} />
+        <ProblemNotice problem={problem} onDismiss={error || refusal ? dismiss : undefined} />
       )}
       {scriptStatus === "loading" && <p className="chat-loading">Loading chat…</p>}
       {!scriptFailed && <ChatKit control={chatkit.control} className="chatkit" />}

@@ -63,3 +63,76 @@ export function chatkitProblem(error: unknown, hostname: string): Problem {
     detail,
   };
 }
+
+/** A request the backend refused before doing anything: too fast, too long, or not signed in. */
+export type Refusal = {
+  status: number;
+  code: string;
+  /** Which limit refused it, e.g. user_turns or user_uploads. */
+  limit: string;
+  message: string;
+  retryAfter: number | null;
+};
+
+const REFUSED = new Set([401, 413, 429]);
+
+/** The refusal a response carries (the backend's `{"error": {code, message, retry_after}}`), or null. */
+export async function readRefusal(response: Response): Promise<Refusal | null> {
+  if (!REFUSED.has(response.status)) return null;
+  const body: unknown = await response.clone().json().catch(() => null);
+  const error = (typeof body === "object" && body !== null ? (body as { error?: unknown }).error : null) ?? {};
+  const field = (name: string): unknown => (typeof error === "object" ? (error as Record<string, unknown>)[name] : undefined);
+  // Retry-After is readable from another origin only when exposed; the body carries it too.
+  const header = Number.parseInt(response.headers.get("retry-after") ?? "", 10);
+  const fromBody = field("retry_after");
+  const retryAfter = Number.isFinite(header) ? header : typeof fromBody === "number" ? fromBody : null;
+  return {
+    status: response.status,
+    code: typeof field("code") === "string" ? (field("code") as string) : "",
+    limit: typeof field("limit") === "string" ? (field("limit") as string) : "",
+    message: typeof field("message") === "string" ? (field("message") as string) : "",
+    retryAfter,
+  };
+}
+
+/** "45 s", "75 s", "3 min", "5 h 20 min". */
+export function formatWait(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.ceil(seconds))} s`;
+  if (seconds < 3600) return `${Math.ceil(seconds / 60)} min`;
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.ceil((seconds % 3600) / 60);
+  return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+}
+
+export function refusalProblem(refusal: Refusal): Problem {
+  const detail = refusal.message || undefined;
+  if (refusal.status === 429) {
+    const wait = refusal.retryAfter === null ? "in a moment" : `in ${formatWait(refusal.retryAfter)}`;
+    if (refusal.code === "token_budget") {
+      return { title: "Today's allowance of this app is used up", steps: [`It renews at midnight UTC: try again ${wait}.`], detail };
+    }
+    const uploads = refusal.limit === "user_uploads" || refusal.limit === "upload_bytes";
+    return {
+      title: uploads
+        ? "You're attaching files faster than this app allows"
+        : "You're sending messages faster than this app allows",
+      steps: [`Try again ${wait}.`],
+      detail,
+    };
+  }
+  if (refusal.status === 413) {
+    return {
+      title: refusal.code === "message_too_long" ? "That message is too long" : "That is too large to send",
+      steps: [refusal.message || "Make it shorter or smaller and send it again."],
+    };
+  }
+  return {
+    title: "The backend did not accept your sign-in",
+    steps: [
+      "Sign out and sign in again.",
+      "If it keeps happening: the backend's OIDC_ISSUER and OIDC_AUDIENCE must match the access " +
+        "token's iss and aud (see the project README, \"Sign-in (OIDC)\").",
+    ],
+    detail,
+  };
+}
