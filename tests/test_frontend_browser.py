@@ -997,3 +997,36 @@ def test_refused_turns_say_why(signin_stack: Stack, new_page: Any) -> None:
     page.screenshot("rate-limited")
     page.page.get_by_role("button", name="Dismiss").click()
     assert notice.count() == 0
+
+
+def test_attachments_work_signed_in(signin_stack: Stack, new_page: Any) -> None:
+    """Under AUTH_MODE=oidc: the upload (through the page's fetch, with the bearer token) and
+    the preview (a plain <img src>, no header: the backend's signed link) both work, and the
+    model gets the image."""
+    png = tiny_png()
+    page = new_page(on=signin_stack, login_hint="dave").open(wait_ready=False)
+    sign_in(page, "Dave")
+    page.wait_for("window.__chatkitStandIn.options.composer.attachments", "the policy")
+    page.page.locator("[data-standin=file]").set_input_files(
+        files=[{"name": "dots.png", "mimeType": "image/png", "buffer": png}]
+    )
+    page.wait_for(
+        "window.__chatkitStandIn.attachments.length === 1"
+        " && window.__chatkitStandIn.attachments[0].done",
+        "the upload",
+    )
+    upload = page.record()["attachments"][0]
+    assert upload["error"] is None and upload["refused"] is None, page.diagnostics()
+    page.wait_for(
+        "(() => { const img = window.__chatkitStandIn.element.shadowRoot"
+        ".querySelector('[data-standin=preview]');"
+        " return img && img.complete && img.naturalWidth === 3 && img.naturalHeight === 2; })()",
+        "the signed preview to load without a bearer header",
+    )
+    with quick_replies(signin_stack):
+        turn = page.send("what is in this picture?")
+    assert turn["error"] is None, page.diagnostics()
+    assert image_summary(png) in turn["assistantText"], turn["assistantText"]
+    shown = page.page.locator("[data-role=user] [data-standin=message-image]")
+    assert shown.count() == 1
+    assert page.csp_violations() == []

@@ -159,6 +159,7 @@ DEFAULTS_SHARDS: dict[str, list[str]] = {
         "tests/test_limits.py",
         "tests/test_observability.py",
         "tests/test_oidc.py",
+        "tests/test_tracing.py",
     ],
     "rest": [],
 }

@@ -32,6 +32,7 @@ BACKEND = Path(__file__).resolve().parents[1]
 TOKEN = "metrics-SECRET-token-7f3a9c"
 API_KEY = "sk-test-SECRETKEY-9d8c7b6a5f4e3d2c"
 SESSION_SECRET = "session-SECRET-" + "x" * 32
+LINK_SIGNATURE = "linkSIGNATUREvalue0123456789"
 # What a user might type: none of it may reach the logs.
 MESSAGE = "my password is Tr0ub4dor&3 and my card is 4111 1111 1111 1111 PRIVATE-WORDS"
 
@@ -291,6 +292,9 @@ def test_json_logs_carry_request_ids_and_one_line_per_turn_without_text_or_secre
             fake.fail_next(Fault.HTTP_500)
             assert browser.send(first.thread_id, "fails").errors
             user = user_id_of(browser)
+            # A signed attachment link's query: its values stay out of the access line.
+            link = f"/chatkit/attachments/atc_x?user={user}&expires=1&signature={LINK_SIGNATURE}"
+            assert browser.http.get(link).status_code == 403
         with ChatKitClient(url) as other:
             other.http.headers["X-Request-ID"] = "other-user"
             assert other.create_thread("hello").errors == []
@@ -319,7 +323,9 @@ def test_json_logs_carry_request_ids_and_one_line_per_turn_without_text_or_secre
     assert {r["request_id"] for r in access} >= {"turn-one", "turn-two", "turn-three"}
 
     log = "\n".join(lines)
-    secrets = [API_KEY, SESSION_SECRET, TOKEN, user, other_user]
+    redacted = "/chatkit/attachments/atc_x?user=REDACTED&expires=REDACTED&signature=REDACTED"
+    assert any(redacted in r["message"] for r in access)
+    secrets = [API_KEY, SESSION_SECRET, TOKEN, user, other_user, LINK_SIGNATURE]
     words = ["Tr0ub4dor", "4111 1111", "PRIVATE-WORDS", first.reply_text]
     assert [s for s in secrets + words if s in log] == []
 

@@ -17,6 +17,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from app.observability.redact import path_without_query_values
+
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 # Uvicorn configures these itself before the app is built; route them through ours.
@@ -27,6 +29,17 @@ _HTTP_CLIENT_LOGGERS = ("httpx", "httpx2")
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
+        return True
+
+
+class AccessQueryValuesRedacted(logging.Filter):
+    """Uvicorn's access line (`client - "METHOD path?query HTTP/x" status`) with the
+    query's values dropped: a signed attachment link's user id and signature stay out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (*args[:2], path_without_query_values(args[2]), *args[3:])
         return True
 
 
@@ -76,6 +89,9 @@ def configure_logging(level: str, log_format: str) -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessQueryValuesRedacted) for f in access.filters):
+        access.addFilter(AccessQueryValuesRedacted())
     # The provider client's HTTP library logs each request at INFO: a second line per
     # turn beside app.turns, which says what matters once. Kept at LOG_LEVEL=DEBUG.
     for name in _HTTP_CLIENT_LOGGERS:

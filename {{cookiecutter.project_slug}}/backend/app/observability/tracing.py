@@ -19,7 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx2
 from agents import add_trace_processor, set_trace_processors, set_tracing_disabled
@@ -53,6 +53,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.re import parse_env_headers
 
 from app.config import Settings
+from app.observability.redact import query_names_only
 from app.providers import ResolvedProvider
 
 logger = logging.getLogger("app")
@@ -150,8 +151,7 @@ class QueryValuesRedacted(SpanProcessor):
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
         query = span.attributes.get("url.query") if span.attributes else None
         if isinstance(query, str):
-            names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
-            span.set_attribute("url.query", "&".join(f"{name}=REDACTED" for name in names))
+            span.set_attribute("url.query", query_names_only(query))
 
 
 class AgentSpans(TracingProcessor):
