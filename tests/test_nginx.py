@@ -430,9 +430,9 @@ def test_policy_is_report_only_unless_enforced(
     build: FrontendBuild, upstream: Upstream, tmp_path: Path, enforce: str
 ) -> None:
     report_uri = "https://reports.example/csp"
-    frontend = build_copy(
-        build, tmp_path / "frontend", {"CSP_ENFORCE": enforce, "CSP_REPORT_URI": report_uri}
-    )
+    bucket = "https://uploads.s3.example.com"
+    env = {"CSP_ENFORCE": enforce, "CSP_REPORT_URI": report_uri, "CSP_CONNECT_SRC": bucket + "/"}
+    frontend = build_copy(build, tmp_path / "frontend", env)
     server, url = start_nginx(frontend, upstream.url, tmp_path)
     try:
         response = get(url, "/")
@@ -444,6 +444,16 @@ def test_policy_is_report_only_unless_enforced(
         assert report_only is None
         assert directive(enforced, "script-src") and directive(enforced, "default-src")
         assert directive(enforced, "report-uri") == [report_uri]
+        assert bucket in directive(enforced, "connect-src")
     else:
         assert report_only is not None and directive(report_only, "report-uri") == [report_uri]
+        assert bucket in directive(report_only, "connect-src")
         assert sorted(part.strip() for part in enforced.split(";")) == sorted(ALWAYS_ENFORCED)
+
+
+def test_a_connect_source_that_is_not_an_origin_stops_the_build(
+    build: FrontendBuild, tmp_path: Path
+) -> None:
+    message = r"CSP_CONNECT_SRC: \"uploads.example.com\" is not an origin; write origins"
+    with pytest.raises(AssertionError, match=message):
+        build_copy(build, tmp_path / "frontend", {"CSP_CONNECT_SRC": "uploads.example.com"})

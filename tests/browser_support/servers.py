@@ -177,7 +177,7 @@ class Stack:
             )
             api.wait_until_up(f"{self.backend_url}/health")
             # FRONTEND_SERVER_MODE=dev runs `next dev` / `vite` instead of the production
-            # servers, `next start` and nginx (the build-time variables then come from this
+            # servers, server.mjs and nginx (the build-time variables then come from this
             # environment).
             dev = os.environ.get("FRONTEND_SERVER_MODE") == "dev"
             served = frontend_dir or build.frontend_dir
@@ -217,8 +217,11 @@ class Stack:
     def _server_command(self, frontend: Path, port: int, dev: bool = False) -> list[str]:
         bin_dir = frontend / "node_modules" / ".bin"
         if self.build.kind == "nextjs":
-            mode = "dev" if dev else "start"
-            return ["node", str(bin_dir / "next"), mode, "-H", "127.0.0.1", "-p", str(port)]
+            if dev:
+                return ["node", str(bin_dir / "next"), "dev", "-H", "127.0.0.1", "-p", str(port)]
+            # The production server as the image runs it (`npm start`).
+            server = str(frontend / "server.mjs")
+            return ["node", server, "--hostname", "127.0.0.1", "--port", str(port)]
         if dev:
             host_args = ["--host", "127.0.0.1", "--port", str(port), "--strictPort"]
             return ["node", str(bin_dir / "vite"), *host_args]

@@ -6,6 +6,8 @@ export declare const HSTS: string;
 export interface PolicyEnvOptions {
   enforce: boolean;
   reportUri: string | undefined;
+  /** CSP_CONNECT_SRC's origins. */
+  connectSources: string[];
 }
 
 export interface PolicyOptions {
@@ -18,6 +20,8 @@ export interface PolicyOptions {
   apiUrl?: string;
   /** The OpenID issuer the page signs in with; adds its origin to connect-src. */
   oidcIssuer?: string;
+  /** More origins for connect-src (CSP_CONNECT_SRC). */
+  connectSources?: string[];
 }
 
 export interface HeaderOptions extends PolicyOptions {

@@ -16,11 +16,28 @@ export const HSTS = "max-age=63072000; includeSubDomains";
 
 const TRUE_WORDS = new Set(["1", "true", "yes"]);
 
-/** CSP_ENFORCE and CSP_REPORT_URI, read from an environment. */
+/**
+ * CSP_CONNECT_SRC: more origins the page may call, comma-separated, e.g. an object store the
+ * browser uploads to, or a sign-in provider whose token endpoint is not on its issuer's origin.
+ */
+function connectSourcesFrom(value) {
+  const sources = String(value ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+  for (const source of sources) {
+    if (originOf(source) !== source.replace(/\/$/, "") || !/^https?:/.test(source)) {
+      throw new Error(
+        `CSP_CONNECT_SRC: "${source}" is not an origin; write origins separated by commas, ` +
+          "e.g. https://my-bucket.s3.eu-west-1.amazonaws.com,https://auth.example.com",
+      );
+    }
+  }
+  return sources.map((source) => source.replace(/\/$/, ""));
+}
+
+/** CSP_ENFORCE, CSP_REPORT_URI and CSP_CONNECT_SRC, read from an environment. */
 export function policyOptionsFromEnv(env) {
   const enforce = TRUE_WORDS.has(String(env.CSP_ENFORCE ?? "").trim().toLowerCase());
   const reportUri = String(env.CSP_REPORT_URI ?? "").trim() || undefined;
-  return { enforce, reportUri };
+  return { enforce, reportUri, connectSources: connectSourcesFrom(env.CSP_CONNECT_SRC) };
 }
 
 // "unsafe-inline" and "'unsafe-inline'" both mean the keyword; hashes come quoted.
@@ -38,7 +55,14 @@ function originOf(url) {
 }
 
 /** The full Content-Security-Policy for the page. */
-export function contentSecurityPolicy({ inlineScript, development = false, reportUri, apiUrl, oidcIssuer } = {}) {
+export function contentSecurityPolicy({
+  inlineScript,
+  development = false,
+  reportUri,
+  apiUrl,
+  oidcIssuer,
+  connectSources = [],
+} = {}) {
   const script = ["'self'"];
   if (inlineScript) script.push(sourceExpression(inlineScript));
   if (development) script.push("'unsafe-eval'"); // Dev servers evaluate modules for hot reload.
@@ -50,6 +74,7 @@ export function contentSecurityPolicy({ inlineScript, development = false, repor
   // Sign-in (src/lib/auth.ts) fetches the provider's discovery document and tokens.
   const issuerOrigin = oidcIssuer ? originOf(oidcIssuer) : undefined;
   if (issuerOrigin) connect.push(issuerOrigin);
+  connect.push(...connectSources);
   connect.push(OPENAI_API_ORIGIN, CHATKIT_SCRIPT_ORIGIN);
   if (development) connect.push("ws:", "wss:"); // The hot-reload socket.
 
@@ -76,8 +101,16 @@ export function securityHeaders({
   reportUri,
   apiUrl,
   oidcIssuer,
+  connectSources,
 } = {}) {
-  const policy = contentSecurityPolicy({ inlineScript, development, reportUri, apiUrl, oidcIssuer });
+  const policy = contentSecurityPolicy({
+    inlineScript,
+    development,
+    reportUri,
+    apiUrl,
+    oidcIssuer,
+    connectSources,
+  });
   const csp = enforce
     ? [{ key: "Content-Security-Policy", value: policy }]
     : [
