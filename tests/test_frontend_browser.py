@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import pytest
 
@@ -495,6 +495,13 @@ def assert_model_saw(stack: Stack, page: Page, reply: str, image: bytes) -> None
     )
 
 
+def signed_link_path(url: str) -> str:
+    """The URL without its query, once the query is seen to be a signed link's."""
+    path, _, query = url.partition("?")
+    assert sorted(name for name, _ in parse_qsl(query)) == ["expires", "signature", "user"], url
+    return path
+
+
 def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_page: Any) -> None:
     """The stand-in does what ChatKit's composer does: attachments.create, the upload to the
     descriptor (multipart field `file`), the message naming the id; the preview is shown."""
@@ -523,11 +530,12 @@ def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_
     attachment = upload["attachment"]
     own = stack.frontend_url + "/chatkit/attachments/"
     # The backend built its URLs on the page's origin, from the proxy's forwarded headers.
+    # Both are signed links (user, expires, signature): they need no cookie or token.
     assert upload["upload"]["method"] == "POST"
-    assert upload["upload"]["url"] == f"{own}{attachment['id']}/upload", upload
+    assert signed_link_path(upload["upload"]["url"]) == f"{own}{attachment['id']}/upload", upload
     assert upload["upload"]["status"] == 200
     assert attachment["type"] == "image" and attachment["upload_descriptor"] is None
-    assert attachment["preview_url"] == f"{own}{attachment['id']}"
+    assert signed_link_path(attachment["preview_url"]) == f"{own}{attachment['id']}"
     preview = page.page.locator("[data-standin=preview]")
     preview.wait_for(state="visible")
     page.wait_for(
@@ -557,9 +565,9 @@ def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_
 
     assert page.csp_violations() == [], "the page's policy got in the attachment's way"
 
-    # Another browser is another user: the preview is not there for it.
+    # Another browser is another user: without the signed link the file is not there for it.
     other = new_page().open()
-    assert fetch_in_page(other, attachment["preview_url"])["status"] == 404
+    assert fetch_in_page(other, signed_link_path(attachment["preview_url"]))["status"] == 404
 
 
 def test_without_the_policy_the_chat_works_without_attachments(stack: Stack, new_page: Any) -> None:

@@ -9,7 +9,8 @@ proxy), so the phases' per-IP counters are apart. Expected:
 - many requests with fresh cookies (a new user each): new threads capped at the per-IP
   thread limit;
 - every refusal a 429 with Retry-After, never a 5xx.
-A minute boundary passing during a flood opens new windows: that phase runs again.
+A minute boundary passing during a flood opens new windows: that phase runs again, from
+new addresses (the first attempt's late requests already count in the new minute).
 """
 
 from __future__ import annotations
@@ -83,18 +84,18 @@ class Flood:
 
 
 def _in_one_minute(run: Any) -> Counter[int]:
-    """``run()``, again (once) when a minute boundary passed while it ran."""
-    for _ in range(2):
+    """``run(attempt)``, again (once) when a minute boundary passed while it ran."""
+    for attempt in range(2):
         started = int(time.time() // 60)
-        result: Counter[int] = run()
+        result: Counter[int] = run(attempt)
         if int(time.time() // 60) == started:
             return result
     return result
 
 
 def _user_flood(suite: Suite, urls: list[str], n: int) -> tuple[int, Counter[int], list[str]]:
-    def run() -> Counter[int]:
-        flood = Flood(suite, urls, f"198.51.100.{n}")
+    def run(attempt: int) -> Counter[int]:
+        flood = Flood(suite, urls, f"198.51.100.{n + 10 * attempt}")
         cookie = flood.post(0, _create("who am I")).cookies.get(COOKIE)
         statuses = flood.statuses([(_create("flood"), cookie)] * (3 * USER_LIMIT))
         statuses[200] += 1  # the first turn counts too
@@ -109,14 +110,14 @@ def _user_flood(suite: Suite, urls: list[str], n: int) -> tuple[int, Counter[int
 def _ip_flood(suite: Suite, urls: list[str], n: int) -> tuple[int, Counter[int], list[str]]:
     users = 5  # their per-user limits together (50) are over the IP's (30)
 
-    def run() -> Counter[int]:
-        setup = Flood(suite, urls, f"198.51.100.{n + 100}")
+    def run(attempt: int) -> Counter[int]:
+        setup = Flood(suite, urls, f"198.51.100.{n + 100 + 10 * attempt}")
         owners = []
         for i in range(users):
             response = setup.post(i, _create("my thread"))
             thread_id = _thread_id(response.text)
             owners.append((thread_id, response.cookies.get(COOKIE)))
-        flood = Flood(suite, urls, f"203.0.113.{n}")
+        flood = Flood(suite, urls, f"203.0.113.{n + 10 * attempt}")
         jobs = [(_send(t, "flood"), c) for t, c in owners] * (3 * IP_LIMIT // users)
         statuses = flood.statuses(jobs)
         problems.extend(setup.problems + flood.problems)
