@@ -367,6 +367,14 @@ def next_steps(root: Path, answers: Answers, installed: bool) -> list[str]:
     key = key_variable(root, str(answers.get("llm_provider")))
     if key:
         steps.append(f"# put your key in .env: {key}=...")
+    if answers.get("auth") == "oidc":
+        public = {"nextjs": "NEXT_PUBLIC_", "vite": "VITE_"}.get(frontend)
+        page = (
+            f"; {public}OIDC_ISSUER and {public}OIDC_CLIENT_ID in frontend/.env.local"
+            if public
+            else ""
+        )
+        steps.append(f"# sign-in: OIDC_ISSUER and OIDC_AUDIENCE in .env{page} (README, Sign-in)")
     steps.append(f"make dev            # {where}; one Ctrl-C stops it")
     return steps
 

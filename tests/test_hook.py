@@ -59,7 +59,7 @@ def smoked(tmp_path_factory: pytest.TempPathFactory) -> Generated:
 def test_a_generation_without_the_smoke_test_shapes_records_and_says_what_is_next(
     tmp_path: Path,
 ) -> None:
-    generated = generate(tmp_path, frontend="vite", store_backend="postgres")
+    generated = generate(tmp_path, frontend="vite", store_backend="postgres", auth="oidc")
     assert_ok(generated)
     for step in (
         "ok   shape the project (openai, postgres, vite)",
@@ -74,6 +74,8 @@ def test_a_generation_without_the_smoke_test_shapes_records_and_says_what_is_nex
     assert not (generated.project / "GENERATION_FAILED.txt").exists()
     # The summary ends with the next commands.
     assert re.search(r"Next:\n\s+cd \w+\n\s+make install", generated.output), generated.output
+    sign_in = "# sign-in: OIDC_ISSUER and OIDC_AUDIENCE in .env; VITE_OIDC_ISSUER and "
+    assert sign_in + "VITE_OIDC_CLIENT_ID in frontend/.env.local" in generated.output
 
 
 # --- the smoke test ----------------------------------------------------------------------
