@@ -351,6 +351,21 @@ def generate_section(data: dict[str, Any], goals: list[list[str]]) -> str:
     )
 
 
+def load_row(n: int, label: str, figures: dict[str, Any], turn_p50: bool) -> list[str]:
+    """One server at one load level: turns/s (median, range), TTFT, [turn p50], CPU/turn."""
+    row = [
+        str(n),
+        label,
+        f"**{figures['turns_per_s']:.1f}**",
+        "{:.1f} to {:.1f}".format(*figures["turns_per_s_range"]),
+        ms(figures["ttft_p50"]),
+        ms(figures["ttft_p99"]),
+    ]
+    if turn_p50:
+        row.append(ms(figures["turn_p50"]))
+    return [*row, f"{figures['server_cpu_ms_per_turn']:.1f} ms"]
+
+
 def stream_section(
     data: dict[str, Any], project: dict[str, Any], env: dict[str, Any], goals: list[list[str]]
 ) -> str:
@@ -360,19 +375,7 @@ def stream_section(
     rows = []
     for n in levels:
         for key in ("generated", "baseline", "relay"):
-            figures = comparison[key][n]
-            rows.append(
-                [
-                    str(n),
-                    labels[key],
-                    f"**{figures['turns_per_s']:.1f}**",
-                    "{:.1f} to {:.1f}".format(*figures["turns_per_s_range"]),
-                    ms(figures["ttft_p50"]),
-                    ms(figures["ttft_p99"]),
-                    ms(figures["turn_p50"]),
-                    f"{figures['server_cpu_ms_per_turn']:.1f} ms",
-                ]
-            )
+            rows.append(load_row(n, labels[key], comparison[key][n], turn_p50=True))
     ratio_rows = []
     verdicts: dict[int, dict[str, float]] = {}
     for n in levels:
@@ -681,18 +684,7 @@ def production_section(data: dict[str, Any], goals: list[list[str]]) -> str:
     worst = {"turns": float("inf"), "ttft": 0.0, "cpu": 0.0}
     for n in levels:
         for key in ("off", "on"):
-            figures = results[key][n]
-            rows.append(
-                [
-                    str(n),
-                    labels[key],
-                    f"**{figures['turns_per_s']:.1f}**",
-                    "{:.1f} to {:.1f}".format(*figures["turns_per_s_range"]),
-                    ms(figures["ttft_p50"]),
-                    ms(figures["ttft_p99"]),
-                    f"{figures['server_cpu_ms_per_turn']:.1f} ms",
-                ]
-            )
+            rows.append(load_row(n, labels[key], results[key][n], turn_p50=False))
         off, on = results["off"][n], results["on"][n]
         turns = on["turns_per_s"] / off["turns_per_s"]
         ttft50 = on["ttft_p50"] / off["ttft_p50"]

@@ -495,6 +495,21 @@ def assert_model_saw(stack: Stack, page: Page, reply: str, image: bytes) -> None
     )
 
 
+def attach_picture(page: Any, png: bytes) -> dict[str, Any]:
+    """Picks `png` in the widget's file input; the stand-in's record of the finished upload."""
+    page.page.locator("[data-standin=file]").set_input_files(
+        files=[{"name": "dots.png", "mimeType": "image/png", "buffer": png}]
+    )
+    page.wait_for(
+        "window.__chatkitStandIn.attachments.length === 1"
+        " && window.__chatkitStandIn.attachments[0].done",
+        "the upload",
+    )
+    upload: dict[str, Any] = page.record()["attachments"][0]
+    assert upload["error"] is None and upload["refused"] is None, page.diagnostics()
+    return upload
+
+
 def signed_link_path(url: str) -> str:
     """The URL without its query, once the query is seen to be a signed link's."""
     path, _, query = url.partition("?")
@@ -517,16 +532,7 @@ def test_image_attachment_goes_through_the_proxy_to_the_model(stack: Stack, new_
     assert options["composer"]["attachments"] == policy, "the page changed the backend's policy"
     assert options["api"]["uploadStrategy"] == {"type": "two_phase"}
 
-    page.page.locator("[data-standin=file]").set_input_files(
-        files=[{"name": "dots.png", "mimeType": "image/png", "buffer": png}]
-    )
-    page.wait_for(
-        "window.__chatkitStandIn.attachments.length === 1"
-        " && window.__chatkitStandIn.attachments[0].done",
-        "the upload",
-    )
-    upload = page.record()["attachments"][0]
-    assert upload["error"] is None and upload["refused"] is None, page.diagnostics()
+    upload = attach_picture(page, png)
     attachment = upload["attachment"]
     own = stack.frontend_url + "/chatkit/attachments/"
     # The backend built its URLs on the page's origin, from the proxy's forwarded headers.
@@ -1015,16 +1021,8 @@ def test_attachments_work_signed_in(signin_stack: Stack, new_page: Any) -> None:
     page = new_page(on=signin_stack, login_hint="dave").open(wait_ready=False)
     sign_in(page, "Dave")
     page.wait_for("window.__chatkitStandIn.options.composer.attachments", "the policy")
-    page.page.locator("[data-standin=file]").set_input_files(
-        files=[{"name": "dots.png", "mimeType": "image/png", "buffer": png}]
-    )
-    page.wait_for(
-        "window.__chatkitStandIn.attachments.length === 1"
-        " && window.__chatkitStandIn.attachments[0].done",
-        "the upload",
-    )
-    upload = page.record()["attachments"][0]
-    assert upload["error"] is None and upload["refused"] is None, page.diagnostics()
+    upload = attach_picture(page, png)
+    signed_link_path(upload["attachment"]["preview_url"])
     page.wait_for(
         "(() => { const img = window.__chatkitStandIn.element.shadowRoot"
         ".querySelector('[data-standin=preview]');"

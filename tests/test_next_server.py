@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support.frontend_build import FrontendBuild, free_port, get_build
-from tests.browser_support.servers import Server
+from tests.browser_support.servers import Server, serving
 
 # Module scope and `kind`: the same parallel group as the other users of the Next.js build.
 pytestmark = pytest.mark.parametrize("kind", ["nextjs"], scope="module")
@@ -71,13 +71,7 @@ def start(build: FrontendBuild, upstream: str, workdir: Path, **env: str) -> tup
     server = Server(
         "next server.mjs", server_command(port), build.frontend_dir, env, workdir / "log"
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_until_up(url + "/")
-    except BaseException:
-        server.stop()
-        raise
-    return server, url
+    return serving(server, f"http://127.0.0.1:{port}")
 
 
 def forwarded_for(url: str, claimed: str | None) -> str:

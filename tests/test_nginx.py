@@ -27,7 +27,7 @@ import pytest
 
 from tests.browser_support.frontend_build import FrontendBuild, free_port, get_build
 from tests.browser_support.nginx import nginx_command, require_nginx
-from tests.browser_support.servers import Server
+from tests.browser_support.servers import Server, serving
 
 # Module scope, so one build and one nginx serve every test; `kind` puts them in the same
 # parallel group as the other users of the Vite build (tests/conftest.py).
@@ -128,13 +128,7 @@ def start_nginx(
         extra_server=extra_server,
     )
     server = Server("nginx", command, workdir, {}, workdir / "nginx.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_until_up(url + "/")
-    except BaseException:
-        server.stop()
-        raise
-    return server, url
+    return serving(server, f"http://127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")

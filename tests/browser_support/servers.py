@@ -244,3 +244,13 @@ class Stack:
         for server in reversed(self.servers):
             server.stop()
         self.fake.stop()
+
+
+def serving(server: Server, url: str) -> tuple[Server, str]:
+    """`server` once `url` answers; stopped (and the error raised) if it never does."""
+    try:
+        server.wait_until_up(url + "/")
+    except BaseException:
+        server.stop()
+        raise
+    return server, url
