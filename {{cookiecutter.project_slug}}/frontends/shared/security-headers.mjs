@@ -25,8 +25,8 @@ function connectSourcesFrom(value) {
   for (const source of sources) {
     if (originOf(source) !== source.replace(/\/$/, "") || !/^https?:/.test(source)) {
       throw new Error(
-        `CSP_CONNECT_SRC: "${source}" is not an origin; write origins separated by commas, ` +
-          "e.g. https://my-bucket.s3.eu-west-1.amazonaws.com,https://auth.example.com",
+        `CSP_CONNECT_SRC: "${source}" is not an origin; write origins (scheme, host and ` +
+          "optional port, no path) separated by commas",
       );
     }
   }
