@@ -29,6 +29,12 @@ def _first(value: str | None) -> str:
     return (value or "").split(",", 1)[0].strip()
 
 
+def client_ip(request: Request) -> str:
+    """The socket's peer. uvicorn has already put X-Forwarded-For's client there when
+    the peer is in FORWARDED_ALLOW_IPS, and only then."""
+    return request.client.host if request.client else "unknown"
+
+
 def public_origin(request: Request, public_url: str = "") -> str:
     """Where the browser reaches this API: PUBLIC_URL, else what the proxy in front says
     (X-Forwarded-Proto/X-Forwarded-Host, as the Next.js and Vite proxies send), else the

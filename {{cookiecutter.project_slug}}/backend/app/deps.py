@@ -16,9 +16,8 @@ from starlette.applications import Starlette
 
 from app.attachments.service import AttachmentService
 from app.config import Settings
-from app.context import RequestContext, public_origin
-from app.identity import IdentityDep, SessionCookies
-from app.limits.turns import client_ip
+from app.context import RequestContext, client_ip, public_origin
+from app.identity import Identity, IdentityDep, SessionCookies
 from app.oidc import OidcVerifier
 from app.server import ChatServer
 from app.stores import AppStore
@@ -75,15 +74,20 @@ def get_attachments(services: ServicesDep) -> AttachmentService:
 AttachmentsDep = Annotated[AttachmentService, Depends(get_attachments)]
 
 
-def get_request_context(
-    request: Request, identity: IdentityDep, settings: SettingsDep
-) -> RequestContext:
-    """The context of this request's store and server calls: the user and the origin."""
+def request_context(request: Request, identity: Identity, settings: Settings) -> RequestContext:
+    """The context of this request's store and server calls: the user, the origin and
+    the client's address."""
     return RequestContext(
         identity.user_id,
         origin=public_origin(request, settings.public_url),
         client_ip=client_ip(request),
     )
+
+
+def get_request_context(
+    request: Request, identity: IdentityDep, settings: SettingsDep
+) -> RequestContext:
+    return request_context(request, identity, settings)
 
 
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]

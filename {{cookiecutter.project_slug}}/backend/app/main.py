@@ -23,6 +23,8 @@ from openai import AsyncOpenAI
 
 from app import extensions
 from app.agent import build_agent, build_mcp_server
+from app.attachments.policy import AttachmentError
+from app.attachments.routes import attachment_refused
 from app.attachments.routes import router as attachments_router
 from app.attachments.service import AttachmentService
 from app.config import ConfigError, Settings, load_settings
@@ -149,7 +151,7 @@ def _build(settings: Settings) -> FastAPI:
             oidc=build_verifier(settings),
         ),
     )
-    for error, handler in AUTH_ERROR_HANDLERS:
+    for error, handler in (*AUTH_ERROR_HANDLERS, (AttachmentError, attachment_refused)):
         app.add_exception_handler(error, handler)
     app.add_middleware(
         CORSMiddleware,

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Annotated
 from urllib.parse import quote
 
 from chatkit.store import NotFoundError
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app.attachments.bodies import MULTIPART_OVERHEAD, is_multipart, multipart_file, raw_body
 from app.attachments.policy import AttachmentError
-from app.attachments.service import AttachmentService
 from app.attachments.sniff import kind_of
 from app.attachments.urls import SIGNATURE, Action
-from app.context import RequestContext, public_origin
-from app.deps import AttachmentsDep, SettingsDep
+from app.deps import AttachmentsDep, SettingsDep, request_context
 from app.identity import Identity, SessionsDep, VerifierDep, identify
 from app.routes import error_response
 
@@ -51,25 +50,34 @@ def _refusal(error: Exception) -> Response:
     return error_response(500, "internal", "The server failed; see its log.")
 
 
-async def caller(
-    request: Request,
-    attachment_id: str,
-    action: Action,
-    service: AttachmentService,
-    sessions: SessionsDep,
-    verifier: VerifierDep,
-) -> Identity:
-    """The user a signed URL was issued to (AttachmentError 403 when it is not valid),
-    else the request's own, as every other route sees it."""
-    if SIGNATURE in request.query_params:
-        if service.urls is None:
-            raise AttachmentError(403, "bad_signature", "This server does not sign links.")
-        return Identity(service.urls.verify(action, attachment_id, request.query_params))
-    return await identify(request, sessions, verifier)
+def attachment_refused(request: Request, error: Exception) -> Response:
+    """For create_app: an AttachmentError raised before a route runs (a bad signed link)."""
+    return _refusal(error)
 
 
-def context_of(request: Request, identity: Identity, public_url: str) -> RequestContext:
-    return RequestContext(identity.user_id, origin=public_origin(request, public_url))
+def signed_or_own(action: Action) -> Callable[..., Awaitable[Identity]]:
+    """The dependency for ``action``'s route: the user a signed URL was issued to
+    (AttachmentError 403 when it is not valid), else the request's own, as every other
+    route sees it."""
+
+    async def caller(
+        attachment_id: str,
+        request: Request,
+        service: AttachmentsDep,
+        sessions: SessionsDep,
+        verifier: VerifierDep,
+    ) -> Identity:
+        if SIGNATURE in request.query_params:
+            if service.urls is None:
+                raise AttachmentError(403, "bad_signature", "This server does not sign links.")
+            return Identity(service.urls.verify(action, attachment_id, request.query_params))
+        return await identify(request, sessions, verifier)
+
+    return caller
+
+
+UploaderDep = Annotated[Identity, Depends(signed_or_own("upload"))]
+DownloaderDep = Annotated[Identity, Depends(signed_or_own("download"))]
 
 
 @router.get("/chatkit/attachments/policy")
@@ -84,13 +92,9 @@ async def upload_attachment(
     service: AttachmentsDep,
     settings: SettingsDep,
     sessions: SessionsDep,
-    verifier: VerifierDep,
+    identity: UploaderDep,
 ) -> Response:
-    try:
-        identity = await caller(request, attachment_id, "upload", service, sessions, verifier)
-    except AttachmentError as error:
-        return _refusal(error)
-    context = context_of(request, identity, settings.public_url)
+    context = request_context(request, identity, settings)
     multipart = is_multipart(request)
     body: AsyncGenerator[bytes, None] = multipart_file(request) if multipart else raw_body(request)
     try:
@@ -124,14 +128,9 @@ async def download_attachment(
     request: Request,
     service: AttachmentsDep,
     settings: SettingsDep,
-    sessions: SessionsDep,
-    verifier: VerifierDep,
+    identity: DownloaderDep,
 ) -> Response:
-    try:
-        identity = await caller(request, attachment_id, "download", service, sessions, verifier)
-    except AttachmentError as error:
-        return _refusal(error)
-    context = context_of(request, identity, settings.public_url)
+    context = request_context(request, identity, settings)
     try:
         download = await service.download(attachment_id, context)
     except Exception as error:

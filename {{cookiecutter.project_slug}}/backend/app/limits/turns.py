@@ -23,7 +23,6 @@ from chatkit.types import (
     ThreadsCreateReq,
 )
 from fastapi.responses import JSONResponse
-from starlette.requests import Request
 
 from app.config import Settings
 from app.observability.metrics import record_rate_limited
@@ -72,12 +71,6 @@ class LimitExceeded(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.message)
         self.refusal = refusal
-
-
-def client_ip(request: Request) -> str:
-    """The socket's peer. uvicorn has already put X-Forwarded-For's client there when
-    the peer is in FORWARDED_ALLOW_IPS, and only then."""
-    return request.client.host if request.client else "unknown"
 
 
 def message_chars(request: ChatKitReq) -> int | None:
@@ -252,12 +245,15 @@ class Limits:
 _sweeps: set[asyncio.Future[None]] = set()
 
 
+# An upload limit's refusal: what happened, and what to do again.
+_REFUSED_UPLOADS = {
+    "user_uploads": ("Too many attachments", "attach it"),
+    "upload_bytes": ("Today's attachment bytes are used up", "attach it"),
+}
+
+
 def _rate_limited(kind: str, seconds_left: float) -> Refusal:
     wait = max(1, math.ceil(seconds_left))
-    what = {
-        "user_uploads": "Too many attachments",
-        "upload_bytes": "Today's attachment bytes are used up",
-    }.get(kind, "Too many messages")
-    again = "attach it" if kind in ("user_uploads", "upload_bytes") else "send it"
+    what, again = _REFUSED_UPLOADS.get(kind, ("Too many messages", "send it"))
     message = f"{what}; wait {wait} seconds and {again} again."
     return Refusal(429, "rate_limited", message, wait, kind)
