@@ -79,18 +79,18 @@ const REFUSED = new Set([401, 413, 429]);
 /** The refusal a response carries (the backend's `{"error": {code, message, retry_after}}`), or null. */
 export async function readRefusal(response: Response): Promise<Refusal | null> {
   if (!REFUSED.has(response.status)) return null;
-  const body: unknown = await response.clone().json().catch(() => null);
-  const error = (typeof body === "object" && body !== null ? (body as { error?: unknown }).error : null) ?? {};
-  const field = (name: string): unknown => (typeof error === "object" ? (error as Record<string, unknown>)[name] : undefined);
+  const body = (await response.clone().json().catch(() => null)) as { error?: unknown } | null;
+  const error = typeof body?.error === "object" && body.error !== null ? (body.error as Record<string, unknown>) : {};
+  const text = (value: unknown): string => (typeof value === "string" ? value : "");
   // Retry-After is readable from another origin only when exposed; the body carries it too.
   const header = Number.parseInt(response.headers.get("retry-after") ?? "", 10);
-  const fromBody = field("retry_after");
+  const fromBody = error.retry_after;
   const retryAfter = Number.isFinite(header) ? header : typeof fromBody === "number" ? fromBody : null;
   return {
     status: response.status,
-    code: typeof field("code") === "string" ? (field("code") as string) : "",
-    limit: typeof field("limit") === "string" ? (field("limit") as string) : "",
-    message: typeof field("message") === "string" ? (field("message") as string) : "",
+    code: text(error.code),
+    limit: text(error.limit),
+    message: text(error.message),
     retryAfter,
   };
 }
