@@ -21,6 +21,15 @@ thread). When the request offers tools and the last user message is
 ``/tool NAME {"json": "args"}``, the fake calls tool NAME with those arguments; the
 default reply to the follow-up request quotes the tool output.
 
+Scripted turns. ``fake.script(step, ...)`` queues what the next model calls do, one step
+per call that is not faulted; when the queue is empty the reply rules above apply again.
+A step is ``say(text, reasoning=...)``, ``call(NAME, **arguments)`` (a function call, on
+both API styles) or a ``callable(RecordedRequest) -> Step | str`` that decides on the
+request it sees (e.g. a call whose arguments come from the last tool output). Reasoning
+summaries go out on the Responses API only, and only when the request asks for them
+(``reasoning.summary``), as a ``reasoning`` output item before the answer, as OpenAI
+sends them.
+
 Usage in tests (works from sync and async tests alike)::
 
     with FakeProvider() as fake:
@@ -143,6 +152,17 @@ class RecordedRequest:
     def last_user_text(self) -> str:
         return next((text for role, text in reversed(self.messages_text()) if role == "user"), "")
 
+    def last_tool_output(self) -> str | None:
+        """The newest tool output in the conversation, None when there is none."""
+        return next((text for role, text in reversed(self.messages_text()) if role == "tool"), None)
+
+    @property
+    def reasoning_summary(self) -> str | None:
+        """What the request asks of reasoning summaries (Responses ``reasoning.summary``)."""
+        reasoning = self.json.get("reasoning")
+        summary = reasoning.get("summary") if isinstance(reasoning, dict) else None
+        return str(summary) if summary else None
+
     def content_parts(self) -> list[JSON]:
         """Every content part of every message, in order, as the API style spells it."""
         body = self.json
@@ -198,6 +218,30 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
 ReplyFn: TypeAlias = Callable[[RecordedRequest], str]
 
 
+@dataclass(frozen=True)
+class Step:
+    """What the model does on one call: ``text`` (None: the default reply) or a call to
+    ``tool`` with ``arguments``, after ``reasoning`` summaries (Responses API only)."""
+
+    text: str | None = None
+    tool: str | None = None
+    arguments: JSON = field(default_factory=dict)
+    reasoning: tuple[str, ...] = ()
+
+
+StepFn: TypeAlias = Callable[[RecordedRequest], "Step | str"]
+
+
+def say(text: str | None = None, *, reasoning: Iterable[str] = ()) -> Step:
+    """A text answer (None: the default reply), after the given reasoning summaries."""
+    return Step(text=text, reasoning=tuple(reasoning))
+
+
+def call(tool: str, *, reasoning: Iterable[str] = (), **arguments: Any) -> Step:
+    """A call to the function tool ``tool`` with these arguments."""
+    return Step(tool=tool, arguments=arguments, reasoning=tuple(reasoning))
+
+
 def default_reply(record: RecordedRequest) -> str:
     """``Reply #n: you said "..." (I can see k earlier messages)``, plus the images and
     files the request carried, or quote a tool output."""
@@ -249,6 +293,7 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._faults: list[_FaultPlan] = []
+        self._script: list[Step | str | StepFn] = []
         self._model_calls = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -279,6 +324,17 @@ class FakeProvider:
         with self._lock:
             self._faults.append(_FaultPlan(fault, None, retry_after, seconds))
 
+    def script(self, *steps: Step | str | StepFn) -> None:
+        """Queue what the next model calls do, one step per call (after earlier steps)."""
+        with self._lock:
+            self._script.extend(steps)
+
+    @property
+    def script_left(self) -> int:
+        """How many scripted steps no model call has taken yet."""
+        with self._lock:
+            return len(self._script)
+
     refused_base_url = staticmethod(refused_base_url)
 
     def clear_faults(self) -> None:
@@ -295,6 +351,7 @@ class FakeProvider:
         with self._lock:
             self._requests.clear()
             self._faults.clear()
+            self._script.clear()
             self._model_calls = 0
 
     def start(self) -> FakeProvider:
@@ -461,6 +518,18 @@ class FakeProvider:
             chunk_size=max(1, self.chunk_size),
             input_tokens=sum(len(text.split()) for _, text in items),
         )
+        with self._lock:
+            scripted = self._script.pop(0) if self._script else None
+        if scripted is not None:
+            step = scripted(record) if callable(scripted) else scripted
+            step = Step(text=step) if isinstance(step, str) else step
+            reasoning = (
+                step.reasoning if record.api == "responses" and record.reasoning_summary else ()
+            )
+            answer = replace(answer, reasoning=reasoning)
+            if step.tool is not None:
+                return replace(answer, tool_name=step.tool, text=_dumps(step.arguments))
+            return replace(answer, text=default_reply(record) if step.text is None else step.text)
         last_role, last_text = items[-1] if items else ("", "")
         if record.json.get("tools") and last_role == "user" and last_text.startswith("/tool "):
             name, _, arguments = last_text.removeprefix("/tool ").strip().partition(" ")
@@ -528,6 +597,7 @@ class _Answer:
     input_tokens: int
     text: str = ""
     tool_name: str | None = None
+    reasoning: tuple[str, ...] = ()  # summary parts, sent before the answer (Responses)
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -546,6 +616,15 @@ class _Answer:
     @property
     def item_id(self) -> str:
         return f"fc_fake{self.number}" if self.tool_name else f"msg_fake{self.number}"
+
+    @property
+    def reasoning_id(self) -> str:
+        return f"rs_fake{self.number}"
+
+    @property
+    def answer_index(self) -> int:
+        """The answer's output_index: after the reasoning item when there is one."""
+        return 1 if self.reasoning else 0
 
 
 Frames: TypeAlias = tuple[list[bytes], list[bytes], list[bytes]]  # head, deltas, tail
@@ -668,6 +747,17 @@ def _output_item(answer: _Answer, status: str, text: str) -> JSON:
     }
 
 
+def _reasoning_item(answer: _Answer, status: str) -> JSON:
+    done = status == "completed"
+    summary = [{"type": "summary_text", "text": text} for text in answer.reasoning] if done else []
+    return {"id": answer.reasoning_id, "type": "reasoning", "summary": summary, "status": status}
+
+
+def _outputs(answer: _Answer) -> list[JSON]:
+    reasoning = [_reasoning_item(answer, "completed")] if answer.reasoning else []
+    return [*reasoning, _output_item(answer, "completed", answer.text)]
+
+
 def _output_text(text: str) -> JSON:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
 
@@ -693,7 +783,7 @@ def _response(answer: _Answer, body: JSON, status: str) -> JSON:
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "model": answer.model,
-        "output": [_output_item(answer, "completed", answer.text)] if completed else [],
+        "output": _outputs(answer) if completed else [],
         "parallel_tool_calls": parallel if isinstance(parallel, bool) else True,
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
@@ -717,16 +807,51 @@ def _responses_stream(answer: _Answer, body: JSON) -> Frames:
         data = {"type": kind, **fields, "sequence_number": next(sequence)}
         return f"event: {kind}\ndata: {_dumps(data)}\n\n".encode()
 
-    where = {"item_id": answer.item_id, "output_index": 0}
+    index = answer.answer_index
+    where = {"item_id": answer.item_id, "output_index": index}
     head = [
         event("response.created", response=_response(answer, body, "in_progress")),
         event("response.in_progress", response=_response(answer, body, "in_progress")),
+    ]
+    if answer.reasoning:
+        thought = {"item_id": answer.reasoning_id, "output_index": 0}
+        head.append(
+            event(
+                "response.output_item.added",
+                output_index=0,
+                item=_reasoning_item(answer, "in_progress"),
+            )
+        )
+        for number, text in enumerate(answer.reasoning):
+            part = {**thought, "summary_index": number}
+            head += [
+                event(
+                    "response.reasoning_summary_part.added",
+                    **part,
+                    part={"type": "summary_text", "text": ""},
+                ),
+                event("response.reasoning_summary_text.delta", **part, delta=text),
+                event("response.reasoning_summary_text.done", **part, text=text),
+                event(
+                    "response.reasoning_summary_part.done",
+                    **part,
+                    part={"type": "summary_text", "text": text},
+                ),
+            ]
+        head.append(
+            event(
+                "response.output_item.done",
+                output_index=0,
+                item=_reasoning_item(answer, "completed"),
+            )
+        )
+    head.append(
         event(
             "response.output_item.added",
-            output_index=0,
+            output_index=index,
             item=_output_item(answer, "in_progress", ""),
-        ),
-    ]
+        )
+    )
     if answer.tool_name:
         deltas = [
             event("response.function_call_arguments.delta", **where, delta=piece)
@@ -747,7 +872,7 @@ def _responses_stream(answer: _Answer, body: JSON) -> Frames:
     tail += [
         event(
             "response.output_item.done",
-            output_index=0,
+            output_index=index,
             item=_output_item(answer, "completed", answer.text),
         ),
         event("response.completed", response=_response(answer, body, "completed")),

@@ -20,7 +20,14 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent, ResponseTextDeltaEvent
 from pydantic import TypeAdapter
 
-from tests.fake_provider import FakeProvider, Fault, RecordedRequest, refused_base_url
+from tests.fake_provider import (
+    FakeProvider,
+    Fault,
+    RecordedRequest,
+    call,
+    refused_base_url,
+    say,
+)
 
 agents.set_tracing_disabled(True)
 
@@ -292,6 +299,64 @@ async def test_agent_function_tool_round_trip(
         ("tool_call", 'lookup_weather {"city": "Oslo"}'),
         ("tool", "sunny in Oslo"),
     ]
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_scripted_turns_choose_the_tool_and_its_arguments(
+    fake: FakeProvider, client: openai.AsyncOpenAI, api: str
+) -> None:
+    # The second call's arguments come from the first call's tool output.
+    fake.script(
+        call("lookup_weather", city="Oslo"),
+        lambda request: call("lookup_weather", city=f"not {request.last_tool_output()}"),
+        say("done"),
+    )
+    agent = agent_for(client, api, tools=[lookup_weather])
+    output, _ = await run_streamed(agent, [{"role": "user", "content": "what now?"}])
+
+    assert output == "done"
+    assert fake.script_left == 0
+    _first, second, last = model_requests(fake)
+    assert second.last_tool_output() == "sunny in Oslo"
+    assert last.messages_text()[-2:] == [
+        ("tool_call", 'lookup_weather {"city":"not sunny in Oslo"}'),
+        ("tool", "sunny in not sunny in Oslo"),
+    ]
+    # An empty script: the default rules again.
+    fake.script()
+    output, _ = await run_streamed(agent, [{"role": "user", "content": "hi"}])
+    assert output.startswith("Reply #4: you said")
+
+
+def test_reasoning_summaries_go_out_only_when_asked_on_responses(fake: FakeProvider) -> None:
+    adapter: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
+    asked = {"model": "m", "input": "hi", "reasoning": {"effort": "low", "summary": "auto"}}
+    fake.script(say("answer", reasoning=["Thinking about it.", "Checked twice."]))
+    events = [
+        adapter.validate_python(json.loads(data)) for _, data in raw_sse(fake, "/responses", asked)
+    ]
+    names = [event.type for event in events]
+    assert names[2:5] == [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta",
+    ]
+    summaries = [e.text for e in events if e.type == "response.reasoning_summary_text.done"]
+    assert summaries == ["Thinking about it.", "Checked twice."]
+    final = events[-1]
+    assert final.type == "response.completed"
+    assert [item.type for item in final.response.output] == ["reasoning", "message"]
+
+    # Not asked (or Chat Completions): the same step sends no reasoning.
+    fake.script(say("answer", reasoning=["hidden"]))
+    plain = raw_sse(fake, "/responses", {"model": "m", "input": "hi"})
+    assert not any("reasoning_summary" in (name or "") for name, _ in plain)
+    fake.script(say("answer", reasoning=["hidden"]))
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert "hidden" not in "".join(data for _, data in raw_sse(fake, "/chat/completions", chat))
+    fake.script(say("answer", reasoning=["Thinking."]))
+    response = Response.model_validate(httpx.post(fake.base_url + "/responses", json=asked).json())
+    assert [item.type for item in response.output] == ["reasoning", "message"]
 
 
 # --- faults ----------------------------------------------------------------------------------
