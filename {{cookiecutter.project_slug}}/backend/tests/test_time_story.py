@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from agents import OpenAIChatCompletionsModel, RunContextWrapper, function_tool
+from agents import FunctionTool, OpenAIChatCompletionsModel, RunContextWrapper, function_tool
 from agents.tool_context import ToolContext
 from chatkit.agents import AgentContext, ClientToolCall
 from chatkit.types import ThreadMetadata
@@ -251,7 +251,8 @@ async def test_every_client_tool_names_itself_in_its_call() -> None:
         tool_context = ToolContext(
             context, tool_name=tool.name, tool_call_id="c", tool_arguments="{}"
         )
-        await tool.on_invoke_tool(tool_context, "{}")  # type: ignore[union-attr]
+        assert isinstance(tool, FunctionTool)
+        await tool.on_invoke_tool(tool_context, "{}")
         assert context.client_tool_call is not None
         assert context.client_tool_call.name == tool.name
 
