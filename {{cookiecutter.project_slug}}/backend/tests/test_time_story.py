@@ -155,13 +155,13 @@ def test_two_client_tool_calls_in_one_thread_are_two_items(
     assert answer_tool(browser, thread_id, {"time_zone": ZONE}).errors == []
     fake.script(call("get_browser_time_zone"), say("Noted again."))
     assert browser.send(thread_id, "And now?").errors == []
-    assert answer_tool(browser, thread_id, {"time_zone": "Europe/Paris"}).errors == []
+    # Whatever JSON the page sends is stored and reaches the model as it came.
+    odd = {"time_zone": "Europe/Paris", "odd": ["\x00", "é", 10**30, None, {"deep": [[[]]]}]}
+    assert answer_tool(browser, thread_id, odd).errors == []
+    assert json.loads(model_calls(fake)[-1].last_tool_output() or "") == odd
 
     calls = [item for item in browser.all_items(thread_id) if item["type"] == "client_tool_call"]
-    assert [call["output"] for call in calls] == [
-        {"time_zone": ZONE},
-        {"time_zone": "Europe/Paris"},
-    ]
+    assert [call["output"] for call in calls] == [{"time_zone": ZONE}, odd]
     assert len({call["id"] for call in calls}) == 2
     assert "__fake_id__" not in {call["id"] for call in calls}
 
@@ -358,6 +358,7 @@ def test_bad_actions_are_4xx_and_change_nothing(browser: ChatKitClient, fake: Fa
         assert code == 400 and "Unknown time zone 'Mars/Base'" in message
         assert status(op, {"type": "time.refresh", "payload": "nonsense"})[0] == 400
         assert status(op, {"type": "time.refresh"})[0] == 400
+        assert status(op, {"payload": {"timezone": ZONE}})[0] == 400  # no type at all
         assert status(op, refresh(), item=None)[0] == 400
         code, message = status(op, refresh(), item=user_message)
         assert code == 400 and "not a widget" in message
