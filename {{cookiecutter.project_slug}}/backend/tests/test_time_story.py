@@ -12,9 +12,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from agents import FunctionTool, OpenAIChatCompletionsModel, RunContextWrapper, function_tool
+from agents.models.chatcmpl_converter import Converter
 from agents.tool_context import ToolContext
 from chatkit.agents import AgentContext, ClientToolCall
-from chatkit.types import ThreadMetadata
+from chatkit.types import (
+    ClientToolCallItem,
+    InferenceOptions,
+    ThreadItem,
+    ThreadMetadata,
+    UserMessageItem,
+    UserMessageTextContent,
+    WidgetItem,
+)
 from chatkit.widgets import WidgetRoot
 from openai import AsyncOpenAI
 from pydantic import TypeAdapter
@@ -22,6 +31,7 @@ from pydantic import TypeAdapter
 from app import extensions
 from app.agent import build_agent
 from app.context import RequestContext
+from app.history import WIDGET_SUMMARY_CHARS, HistoryConverter
 from app.stores import MemoryStore
 from app.widgets import time_card
 from tests.chatkit_client import ChatKitClient, Turn
@@ -380,3 +390,29 @@ def test_another_users_card_is_out_of_reach(
                 response = stranger.post({"type": op, "params": params})
                 assert response.status_code == 404, response.text
     assert browser.all_items(widget["thread_id"]) == before
+
+
+async def test_the_story_in_history_is_plain_input_for_chat_completions() -> None:
+    """A pending call, a widget without copy_text: short input both API styles accept."""
+    now = datetime.now()
+    big_card = time_card.time_card(time_card.read_clock(ZONE))
+    items: list[ThreadItem] = [
+        UserMessageItem(
+            id="msg_1",
+            thread_id="thr_1",
+            created_at=now,
+            inference_options=InferenceOptions(),
+            content=[UserMessageTextContent(text="What time is it for me?")],
+        ),
+        ClientToolCallItem(
+            id="tc_1", thread_id="thr_1", created_at=now, call_id="call_1", name="ask", arguments={}
+        ),
+        WidgetItem(id="msg_2", thread_id="thr_1", created_at=now, widget=big_card),
+    ]
+    history = await HistoryConverter().to_agent_input(items)
+    messages = Converter.items_to_messages(history)  # Chat Completions accepts it
+    assert [message["role"] for message in messages] == ["user", "assistant", "tool", "user"]
+    assert "No answer came" in str(messages[2]["content"])
+    widget_text = str(messages[3]["content"])
+    assert widget_text.startswith("[A widget was shown to the user: {")
+    assert len(widget_text) <= WIDGET_SUMMARY_CHARS + 60
