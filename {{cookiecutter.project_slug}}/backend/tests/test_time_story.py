@@ -54,7 +54,7 @@ def done(turn: Turn, item_type: str) -> list[dict[str, Any]]:
 
 def same_widget(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """The same widget, whichever of chatkit's widget classes each was read back as
-    (the stored one comes back with the defaults spelled out)."""
+    (the stored one comes back with every default value spelled out)."""
     adapter: TypeAdapter[WidgetRoot] = TypeAdapter(WidgetRoot)
     return bool(
         adapter.validate_python(a).model_dump(exclude_none=True)
