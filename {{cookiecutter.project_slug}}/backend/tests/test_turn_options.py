@@ -189,20 +189,27 @@ def test_reasoning_summaries_show_as_a_thought(
 
 
 @pytest.mark.parametrize(
-    ("provider", "model_name", "setting"),
+    ("provider", "model_name", "summary", "effort"),
     [
-        ("openai", "gpt-4o", None),  # no reasoning model: it would answer 400
-        ("openai", "gpt-4.1", "detailed"),
-        ("openai", "gpt-5.1", "off"),
-        ("openrouter", "gpt-5.1", "auto"),  # Chat Completions: never, whatever the model
-        ("openrouter", "fake-model", None),
+        ("openai", "gpt-4o", None, "low"),  # no reasoning model: it would answer 400
+        ("openai", "gpt-4.1", "detailed", None),
+        ("openai", "gpt-5.1-chat-latest", "auto", None),
+        ("openai", "gpt-5.1", "off", None),
+        ("openrouter", "gpt-5.1", "auto", "high"),  # Chat Completions: never
+        ("openrouter", "fake-model", None, None),
     ],
 )
 def test_no_reasoning_parameters_where_they_are_not_taken(
-    backend: BackendFactory, fake: FakeProvider, provider: str, model_name: str, setting: str
+    backend: BackendFactory,
+    fake: FakeProvider,
+    provider: str,
+    model_name: str,
+    summary: str | None,
+    effort: str | None,
 ) -> None:
+    settings = {"reasoning_summary": summary, "reasoning_effort": effort}
     with (
-        backend(provider=provider, model_name=model_name, reasoning_summary=setting) as url,
+        backend(provider=provider, model_name=model_name, **settings) as url,
         ChatKitClient(url) as browser,
     ):
         fake.script(say("First.", reasoning=["hidden"]), say("Second.", reasoning=["hidden"]))
@@ -212,6 +219,19 @@ def test_no_reasoning_parameters_where_they_are_not_taken(
         for request in model_calls(fake):
             assert "reasoning" not in request.json and "reasoning_effort" not in request.json
         assert workflow_items(browser.all_items(first.thread_id)) == []
+
+
+def test_reasoning_effort_goes_with_the_summary(
+    backend: BackendFactory, fake: FakeProvider
+) -> None:
+    with (
+        backend(provider="openai", model_name="o4-mini", reasoning_effort="low") as url,
+        ChatKitClient(url) as browser,
+    ):
+        fake.script(say("Done.", reasoning=["Quick think."]))
+        turn = ok(create(browser, "hello"))
+        assert model_calls(fake)[0].json["reasoning"] == {"effort": "low", "summary": "auto"}
+        assert len(workflow_items(browser.all_items(turn.thread_id))) == 1
 
 
 def test_reasoning_follows_the_picked_model(backend: BackendFactory, fake: FakeProvider) -> None:
