@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from app.config import ConfigError
+from app.provider_table import PROVIDERS, REASONING_SUMMARIES, ROWS
 from tests.chatkit_client import ChatKitClient, Turn
 from tests.conftest import BackendFactory, SettingsFactory
 from tests.fake_provider import FakeProvider, Fault, RecordedRequest, Step, say
@@ -141,6 +143,20 @@ def test_model_choices_are_checked_at_start(
 # -- reasoning summaries ---------------------------------------------------------------
 
 
+def test_only_responses_rows_default_to_reasoning_summaries() -> None:
+    for row in ROWS:
+        assert row.reasoning_summary in REASONING_SUMMARIES, row.name
+        if row.api_style != "responses":
+            assert row.reasoning_summary == "off", f"{row.name}: Chat Completions has none"
+    assert PROVIDERS["openai"].reasoning_summary == "auto"
+
+
+def test_an_unknown_reasoning_summary_names_the_values(make_settings: SettingsFactory) -> None:
+    with pytest.raises(ConfigError, match=r"REASONING_SUMMARY: .*'auto', 'concise', 'detailed'"):
+        make_settings(reasoning_summary="always")
+    assert make_settings(reasoning_summary="").reasoning_summary is None, "empty: the provider's"
+
+
 def workflow_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [item for item in items if item["type"] == "workflow"]
 
@@ -186,6 +202,29 @@ def test_reasoning_summaries_show_as_a_thought(
         sent = model_calls(fake)[-1].messages_text()
         assert ("assistant", "It is noon.") in sent
         assert not [text for _, text in sent if "clock first" in text]
+
+
+def test_a_thread_with_a_thought_goes_on_on_chat_completions(
+    backend: BackendFactory, fake: FakeProvider, tmp_path: Path
+) -> None:
+    """The same thread after LLM_PROVIDER moved from openai to a Chat Completions one."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'moved.db'}"
+    with (
+        backend(provider="openai", database_url=database_url, model_name="gpt-5.1") as url,
+        ChatKitClient(url) as browser,
+    ):
+        fake.script(say("Noon.", reasoning=["Looking at the clock."]))
+        thread_id = ok(create(browser, "what time is it?")).thread_id
+        cookie = browser.http.cookies["chatkit_session"]
+    with (
+        backend(provider="openrouter", database_url=database_url) as url,
+        ChatKitClient(url) as browser,
+    ):
+        browser.http.cookies.set("chatkit_session", cookie)
+        assert len(workflow_items(browser.all_items(thread_id))) == 1
+        after = ok(send(browser, thread_id, "and now?"))
+        assert 'you said "and now?"' in after.reply_text
+        assert ("assistant", "Noon.") in model_calls(fake)[-1].messages_text()
 
 
 @pytest.mark.parametrize(
