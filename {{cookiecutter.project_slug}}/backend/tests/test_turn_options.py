@@ -384,6 +384,28 @@ def test_a_failed_title_request_keeps_the_first_message(
         assert ok(send(browser, first.thread_id, "great")).reply_text
 
 
+def test_the_title_waits_for_the_first_reply(
+    backend: BackendFactory, provider: str, fake: FakeProvider
+) -> None:
+    with (
+        backend(provider=provider, title_mode="model") as url,
+        ChatKitClient(url) as browser,
+    ):
+        fake.fail_next(Fault.HTTP_500)
+        failed = create(browser, "lunch on friday?")
+        assert failed.status == 200 and failed.errors, "the first turn got no reply"
+        thread_id = failed.thread_id
+        assert len(model_calls(fake)) == 1, "no title without a reply"
+
+        fake.script(say("Noon suits me."), say("Friday lunch"))
+        ok(send(browser, thread_id, "hello?"))
+        asked = model_calls(fake)[-1]
+        assert not asked.stream and "lunch on friday?" in asked.last_user_text()
+        assert title_of(browser, thread_id) == "Friday lunch"
+        ok(send(browser, thread_id, "see you"))
+        assert len(model_calls(fake)) == 4, "asked once"
+
+
 # -- retry and stop --------------------------------------------------------------------
 
 
