@@ -25,7 +25,7 @@ from app.context import RequestContext
 from app.history import HistoryConverter
 from app.limits import LimitExceeded, Limits, trim_history
 from app.model_choice import ModelChoices, TurnModel
-from app.observability.turns import note_usage, observed_turn
+from app.observability.turns import note_model, note_usage, observed_turn
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
 from app.sdk_fixes.attachments_first import ChecksAttachmentsFirst
@@ -126,6 +126,8 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
 
         history = await self.recent_items(thread, context)
         turn = self.models.for_turn(history) if self.models is not None else None
+        if turn is not None:
+            note_model(turn.name)
         agent_context = AgentContext[RequestContext](
             thread=thread,
             store=cast(

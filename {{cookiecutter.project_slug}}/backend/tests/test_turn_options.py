@@ -6,6 +6,7 @@ retry and stop.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -88,6 +89,20 @@ def test_the_picked_model_answers_and_a_retry_keeps_it(
         [user_item, *_] = browser.all_items(thread_id)
         ok(browser.stream("threads.retry_after_item", thread_id=thread_id, item_id=user_item["id"]))
         assert model_calls(fake)[-1].json["model"] == "fake-large"
+
+
+def test_the_turn_log_line_names_the_picked_model(
+    backend: BackendFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        backend(model_choices=CHOICES) as url,
+        ChatKitClient(url) as browser,
+        caplog.at_level(logging.INFO, logger="app.turns"),
+    ):
+        thread_id = ok(create(browser, "hello", model="fake-large")).thread_id
+        ok(send(browser, thread_id, "again"))
+    lines = [r for r in caplog.records if r.name == "app.turns"]
+    assert [getattr(r, "fields", {}).get("model") for r in lines] == ["fake-large", "fake-model"]
 
 
 def test_a_model_outside_the_list_is_refused_and_stores_nothing(
