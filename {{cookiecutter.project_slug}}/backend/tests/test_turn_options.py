@@ -14,12 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from agents import RunContextWrapper, function_tool
+from chatkit.agents import AgentContext, ClientToolCall
 
+from app import extensions
 from app.config import ConfigError
 from app.provider_table import PROVIDERS, REASONING_SUMMARIES, ROWS
 from tests.chatkit_client import ChatKitClient, Turn
 from tests.conftest import BackendFactory, SettingsFactory
-from tests.fake_provider import FakeProvider, Fault, RecordedRequest, Step, say
+from tests.fake_provider import FakeProvider, Fault, RecordedRequest, Step, call, say
 
 CHOICES = "fake-model,fake-large"
 
@@ -89,6 +92,31 @@ def test_the_picked_model_answers_and_a_retry_keeps_it(
         [user_item, *_] = browser.all_items(thread_id)
         ok(browser.stream("threads.retry_after_item", thread_id=thread_id, item_id=user_item["id"]))
         assert model_calls(fake)[-1].json["model"] == "fake-large"
+
+
+def test_a_client_tools_output_runs_the_model_its_message_picked(
+    backend: BackendFactory, provider: str, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @function_tool
+    def ask_page(ctx: RunContextWrapper[AgentContext[Any]]) -> str:
+        """Ask the page for something."""
+        ctx.context.client_tool_call = ClientToolCall(name="ask_page", arguments={})
+        return "asked the page"
+
+    monkeypatch.setattr(extensions, "TOOLS", [ask_page])
+    with (
+        backend(provider=provider, model_choices=CHOICES) as url,
+        ChatKitClient(url) as browser,
+    ):
+        fake.script(call("ask_page"), say("Waiting for the page."), say("Got it."))
+        thread_id = ok(create(browser, "ask the page", model="fake-large")).thread_id
+        assert browser.all_items(thread_id)[-1]["type"] == "client_tool_call"
+        ok(
+            browser.stream(
+                "threads.add_client_tool_output", thread_id=thread_id, result={"answer": 42}
+            )
+        )
+        assert [r.json["model"] for r in model_calls(fake)] == ["fake-large"] * 3
 
 
 def test_the_turn_log_line_names_the_picked_model(
