@@ -55,6 +55,9 @@ Handlers = Mapping[str, ActionHandler[Any]]
 
 
 def handler_for(handlers: Handlers, action: Action[str, Any]) -> ActionHandler[Any]:
+    if not isinstance(action.type, str):
+        # chatkit's Action gives an action sent without "type" its TypeVar as the type.
+        raise ValueError('The action has no "type"; send {"type": ..., "payload": ...}.')
     handler = handlers.get(action.type)
     if handler is None:
         known = ", ".join(sorted(handlers)) or "none"
