@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents import Agent, Model, ModelSettings
+from agents import Agent, Model, ModelSettings, StopAtTools
 from agents.mcp import MCPServer, MCPServerStreamableHttp
 from chatkit.agents import AgentContext
 
@@ -23,6 +23,11 @@ def build_mcp_server(url: str, timeout_seconds: float) -> MCPServer:
     )
 
 
+def client_tool_names() -> list[str]:
+    """The tools the page runs: the agent stops at each for the page's answer."""
+    return [tool.name for tool in extensions.CLIENT_TOOLS]
+
+
 def build_agent(
     model: Model, mcp_servers: list[MCPServer] | None = None
 ) -> Agent[AgentContext[object]]:
@@ -31,7 +36,10 @@ def build_agent(
         name="Assistant",
         instructions=extensions.INSTRUCTIONS,
         model=model,
-        tools=list(extensions.TOOLS),
+        tools=[*extensions.TOOLS, *extensions.CLIENT_TOOLS],
+        # A client tool ends the run: chatkit then stores the pending call and ends the
+        # stream, and the page's answer (threads.add_client_tool_output) starts the next.
+        tool_use_behavior=StopAtTools(stop_at_tool_names=client_tool_names()),
         mcp_servers=mcp_servers or [],
         # Chat Completions providers report token usage only when asked.
         model_settings=ModelSettings(include_usage=True),

@@ -8,7 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from agents import TResponseInputItem
-from chatkit.types import Attachment, ThreadItem, UserMessageItem, UserMessageTagContent
+from chatkit.types import (
+    Attachment,
+    ClientToolCallItem,
+    ThreadItem,
+    UserMessageItem,
+    UserMessageTagContent,
+    WidgetItem,
+)
 from openai.types.responses import (
     ResponseInputContentParam,
     ResponseInputFileParam,
@@ -20,6 +27,13 @@ from app.attachments.sniff import kind_of
 from app.sdk_fixes.assistant_history import PlainAssistantHistory
 
 logger = logging.getLogger(__name__)
+
+# What the model reads as the output of a client tool call the page never answered.
+NO_ANSWER = {
+    "error": "No answer came from the user's browser: the page was closed or reloaded "
+    "before the tool finished. Ask again, or go on without it."
+}
+WIDGET_SUMMARY_CHARS = 500
 
 # Reads an attachment's bytes (at most the given number) and sniffed type for the
 # request's user; None when they are gone.
@@ -76,6 +90,33 @@ class HistoryConverter(PlainAssistantHistory):
                 if kind_of(attachment.mime_type) == "image":
                     newest.append(attachment.id)
         return newest
+
+    async def widget_to_input(self, item: WidgetItem) -> TResponseInputItem:
+        """A widget as one line of text, its copy_text: chatkit's default sends the
+        whole widget tree as JSON, hundreds of tokens per card on every later turn."""
+        summary = item.copy_text or item.widget.model_dump_json(exclude_none=True)
+        if len(summary) > WIDGET_SUMMARY_CHARS:
+            summary = summary[:WIDGET_SUMMARY_CHARS] + "..."
+        return {"role": "user", "content": f"[A widget was shown to the user: {summary}]"}
+
+    async def client_tool_call_to_input(self, item: ClientToolCallItem) -> list[TResponseInputItem]:
+        """The call and the page's answer. A call the page never answered (it was closed
+        mid-call) goes with an output saying so: chatkit's default drops it, and the
+        model would not know why its call got nowhere."""
+        output = item.output if item.status == "completed" else NO_ANSWER
+        return [
+            {
+                "type": "function_call",
+                "call_id": item.call_id,
+                "name": item.name,
+                "arguments": json.dumps(item.arguments),
+            },
+            {
+                "type": "function_call_output",
+                "call_id": item.call_id,
+                "output": json.dumps(output, ensure_ascii=False, default=str),
+            },
+        ]
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputTextParam:
         """An @-mention as text. chatkit's default raises NotImplementedError, and since

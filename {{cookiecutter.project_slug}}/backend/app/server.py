@@ -8,18 +8,28 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from agents import Agent, RunConfig, Runner
+from chatkit.actions import Action
 from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.store import Store
 from chatkit.types import (
     ChatKitReq,
+    ClientToolCallItem,
     FeedbackKind,
+    SyncCustomActionResponse,
     ThreadItem,
+    ThreadItemReplacedEvent,
     ThreadMetadata,
+    ThreadsAddClientToolOutputReq,
+    ThreadsCustomActionReq,
+    ThreadsSyncCustomActionReq,
     ThreadStreamEvent,
     UserMessageItem,
     UserMessageTextContent,
+    WidgetItem,
 )
 
+from app import extensions
+from app.actions import check_action, run_action
 from app.attachments.policy import AttachmentPolicy
 from app.attachments.service import AttachmentService
 from app.context import RequestContext
@@ -104,7 +114,25 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
             refusal = await self.limits.check(request, context.user_id, context.client_ip)
             if refusal is not None:
                 raise LimitExceeded(refusal)
+        match request:
+            case ThreadsCustomActionReq() | ThreadsSyncCustomActionReq():
+                await check_action(extensions.ACTIONS, request.params, self.store, context)
+            case ThreadsAddClientToolOutputReq():
+                await self.check_tool_output(request.params.thread_id, context)
         await super().check_request(request, context)
+
+    async def check_tool_output(self, thread_id: str, context: RequestContext) -> None:
+        """A client tool's output needs the call it answers, the thread's last item (as
+        chatkit looks for it): without one, a 400 here instead of a failed stream."""
+        await self.store.load_thread(thread_id, context)  # NotFoundError: not theirs
+        last = await self.store.load_thread_items(thread_id, None, 1, "desc", context)
+        if not any(
+            isinstance(item, ClientToolCallItem) and item.status == "pending" for item in last.data
+        ):
+            raise ValueError(
+                f"Thread {thread_id} has no client tool call waiting for output: it was "
+                "answered already, or the conversation moved on. Send a message instead."
+            )
 
     async def check_attachments(
         self, attachment_ids: list[str], thread_id: str | None, context: RequestContext
@@ -145,7 +173,9 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         reply_started = False
         try:
             async for event in with_own_message_ids(
-                events, lambda: self.store.generate_item_id("message", thread, context)
+                events,
+                lambda: self.store.generate_item_id("message", thread, context),
+                lambda: self.store.generate_item_id("tool_call", thread, context),
             ):
                 reply_started = True
                 yield event
@@ -170,6 +200,29 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
                 _recording.add(recording)
                 recording.add_done_callback(_recorded)
                 await asyncio.shield(recording)
+
+    async def action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        """A widget's server action (app/extensions.py's ACTIONS; check_request checked
+        it): the widget replaced in place. chatkit saves the replaced item."""
+        yield ThreadItemReplacedEvent(item=await run_action(extensions.ACTIONS, action, sender))
+
+    async def sync_action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> SyncCustomActionResponse:
+        """The same, answered in one response. chatkit saves nothing on this path."""
+        updated = await run_action(extensions.ACTIONS, action, sender)
+        await self.store.save_item(thread.id, updated, context)
+        return SyncCustomActionResponse(updated_item=updated)
 
     async def recent_items(
         self, thread: ThreadMetadata, context: RequestContext

@@ -8,7 +8,7 @@ read the module, and delete the fix rather than keep dead code.
 
 | Module | Upstream problem |
 | --- | --- |
-| ``message_ids`` | Chat Completions replies all get the id ``__fake_id__`` |
+| ``message_ids`` | Chat Completions replies and client tool calls all get the id ``__fake_id__`` |
 | ``assistant_history`` | earlier replies as ``output_text`` break Chat Completions |
 | ``request_parsing`` | ``process()`` builds its request parser on every request |
 | ``loaded_history`` | ``stream_agent_response`` reloads the thread's last items |

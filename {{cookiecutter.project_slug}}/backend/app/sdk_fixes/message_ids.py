@@ -9,6 +9,12 @@ carry the id as ``item_id``. Issues: https://github.com/openai/chatkit-python/is
 https://github.com/openai/chatkit-js/issues/58,
 https://github.com/openai/openai-agents-python/issues/1485.
 
+The same goes for client tool calls: ``stream_agent_response`` names the pending
+``ClientToolCallItem`` after the function call's item id, ``__fake_id__`` again, so a
+thread's second client tool call overwrites its first, and another thread's cannot be
+stored at all (item ids are unique across the store). Each gets its own id too; its
+``call_id``, which pairs the call with its output, stays.
+
 Cost: a dict lookup per event; without it every turn after the first loses a reply.
 """
 
@@ -18,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 
 from chatkit.types import (
     AssistantMessageItem,
+    ClientToolCallItem,
     ThreadItemAddedEvent,
     ThreadItemDoneEvent,
     ThreadItemRemovedEvent,
@@ -27,8 +34,11 @@ from chatkit.types import (
 
 
 async def with_own_message_ids(
-    events: AsyncIterator[ThreadStreamEvent], new_id: Callable[[], str]
+    events: AsyncIterator[ThreadStreamEvent],
+    new_id: Callable[[], str],
+    new_call_id: Callable[[], str] | None = None,
 ) -> AsyncIterator[ThreadStreamEvent]:
+    """``new_id`` names messages; ``new_call_id`` client tool calls (default ``new_id``)."""
     # Upstream ids repeat across messages, so the map holds only open messages.
     open_messages: dict[str, str] = {}
     async for event in events:
@@ -39,6 +49,10 @@ async def with_own_message_ids(
             event.item, AssistantMessageItem
         ):
             own_id = open_messages.pop(event.item.id, "") or new_id()
+            event = ThreadItemDoneEvent(item=event.item.model_copy(update={"id": own_id}))
+        elif isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, ClientToolCallItem):
+            # Only ever sent done, once: nothing else refers to its upstream id.
+            own_id = (new_call_id or new_id)()
             event = ThreadItemDoneEvent(item=event.item.model_copy(update={"id": own_id}))
         elif isinstance(event, ThreadItemUpdatedEvent) and event.item_id in open_messages:
             event = event.model_copy(update={"item_id": open_messages[event.item_id]})
