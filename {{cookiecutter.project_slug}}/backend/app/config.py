@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app import defaults
 from app.attachments.sniff import KNOWN_TYPES
 from app.oidc import ALLOWED_ALGORITHMS
-from app.provider_table import PROVIDERS, routing_prefix_fix
+from app.provider_table import PROVIDERS, ReasoningSummary, routing_prefix_fix
 
 # The project root holds the `.env` that docker compose also reads; a `.env` in the
 # working directory (backend/) wins over it.
@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     llm_base_url: str = defaults.LLM_BASE_URL
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
+
+    # --- Turn options (README, "Models, reasoning and titles") ---
+    # The composer's model picker: model names, comma-separated, MODEL_NAME among them
+    # (the default). Empty: no picker, every message uses MODEL_NAME.
+    model_choices: Annotated[list[str], NoDecode] = []
+    # Reasoning summaries shown as a "thought" (Responses API, reasoning models only);
+    # None: the provider's reasoning_summary in app/provider_table.py.
+    reasoning_summary: ReasoningSummary | None = None
+    # first_message: the thread's title is its first message; model: the model writes
+    # one after the first reply (the first message's stays if that fails).
+    title_mode: Literal["first_message", "model"] = "first_message"
 
     # One field per provider_table.KEY_VARIABLES entry (tests/test_provider_table.py checks).
     openai_api_key: SecretStr | None = None
@@ -170,12 +181,16 @@ class Settings(BaseSettings):
     # Input + output tokens per user per UTC day; None: no budget (usage is still counted).
     token_budget_user_per_day: int | None = Field(default=None, ge=1)
 
-    @field_validator("max_output_tokens", "token_budget_user_per_day", mode="before")
+    @field_validator(
+        "max_output_tokens", "token_budget_user_per_day", "reasoning_summary", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("cors_origins", "attachment_types", "oidc_algorithms", mode="before")
+    @field_validator(
+        "cors_origins", "attachment_types", "oidc_algorithms", "model_choices", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         """The list settings are comma-separated in .env (NoDecode: not JSON)."""
@@ -238,6 +253,32 @@ class Settings(BaseSettings):
                 f"e.g. MODEL_NAME={plain}"
             )
         return value
+
+    @field_validator("model_choices")
+    @classmethod
+    def _plain_model_choices(cls, value: list[str]) -> list[str]:
+        for name in value:
+            plain = routing_prefix_fix(name)
+            if plain is not None:
+                raise ValueError(
+                    f"{name!r} has a routing prefix; list the provider's own name, e.g. {plain}"
+                )
+            if any(character.isspace() for character in name):
+                raise ValueError(f"{name!r} is not a model name: separate names with commas")
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once: list each model once")
+        return value
+
+    @model_validator(mode="after")
+    def _default_model_is_a_choice(self) -> Settings:
+        if self.model_choices and self.model_name not in self.model_choices:
+            example = ",".join([self.model_name, *self.model_choices])
+            raise ValueError(
+                f"MODEL_CHOICES does not list MODEL_NAME={self.model_name}, the default "
+                f"model: add it, e.g. MODEL_CHOICES={example}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:

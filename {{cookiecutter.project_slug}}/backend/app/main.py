@@ -31,6 +31,7 @@ from app.config import ConfigError, Settings, load_settings
 from app.deps import Services, attach_services
 from app.identity import AUTH_ERROR_HANDLERS, SessionCookies
 from app.limits import Limits
+from app.model_choice import ModelChoices
 from app.observability.logs import configure_logging
 from app.observability.metrics import new_app_metrics
 from app.observability.request_id import RequestIds
@@ -43,12 +44,14 @@ from app.providers import (
     configure_tracing,
     resolve_provider,
 )
+from app.reasoning import summary_for
 from app.routes import router
 from app.sdk_fixes import orphaned_steps
 from app.sdk_fixes.gc_freeze import freeze_startup_objects
 from app.security_headers import SecurityHeaders
 from app.server import ChatServer
 from app.stores import build_store
+from app.titles import TitleMaker
 
 if TYPE_CHECKING:
     from app.observability.tracing import Traces
@@ -85,6 +88,13 @@ def _build(settings: Settings) -> FastAPI:
         else []
     )
     agent = build_agent(build_model(resolved, client), mcp_servers)
+    models = ModelChoices(
+        resolved,
+        settings.model_choices,
+        lambda name: build_model(resolved, client, name),
+        summary_for(settings.reasoning_summary, resolved.provider),
+    )
+    limits = Limits(settings, store)
     attachments = AttachmentService.from_settings(store, settings, resolved.provider)
 
     @asynccontextmanager
@@ -142,7 +152,9 @@ def _build(settings: Settings) -> FastAPI:
                 attachments,
                 history_image_limit=settings.history_image_limit,
                 attachment_text_chars=settings.attachment_text_chars,
-                limits=Limits(settings, store),
+                limits=limits,
+                models=models,
+                titles=TitleMaker(store, limits) if settings.title_mode == "model" else None,
             ),
             sessions=SessionCookies(
                 secret, settings.session_cookie_name, settings.session_max_age_days * 86_400

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 ApiStyle = Literal["responses", "chat_completions"]
+# REASONING_SUMMARY's values; "off" sends no reasoning parameters at all.
+ReasoningSummary = Literal["auto", "concise", "detailed", "off"]
+REASONING_SUMMARIES: tuple[ReasoningSummary, ...] = ("auto", "concise", "detailed", "off")
 
 # Marks a base URL the user still has to fill in (the generator's example for Azure).
 PLACEHOLDER = "YOUR-RESOURCE"
@@ -37,6 +40,9 @@ class Provider:
     # needs "image" added here. The settings' ATTACHMENT_TYPES are narrowed to these.
     attachment_kinds: frozenset[str]
     key_required: bool = True
+    # REASONING_SUMMARY when it is empty. Only the Responses API carries reasoning
+    # summaries, and only reasoning models take the parameter (app/reasoning.py).
+    reasoning_summary: ReasoningSummary = "off"
     # What LLM_BASE_URL is pre-filled with when base_url is None (holds PLACEHOLDER).
     base_url_example: str = ""
 
@@ -54,6 +60,7 @@ ROWS = (
         key_variable="OPENAI_API_KEY",
         default_model="gpt-5.1",
         attachment_kinds=ALL_ATTACHMENT_KINDS,
+        reasoning_summary="auto",
     ),
     Provider(
         name="openrouter",

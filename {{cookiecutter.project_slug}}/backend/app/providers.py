@@ -76,10 +76,14 @@ def build_client(resolved: ResolvedProvider, settings: Settings) -> AsyncOpenAI:
     )
 
 
-def build_model(resolved: ResolvedProvider, client: AsyncOpenAI) -> Model:
+def build_model(
+    resolved: ResolvedProvider, client: AsyncOpenAI, model_name: str | None = None
+) -> Model:
+    """MODEL_NAME's model, or ``model_name``'s (one of MODEL_CHOICES) on the same client."""
+    name = model_name or resolved.model_name
     if resolved.provider.api_style == "responses":
-        return OpenAIResponsesModel(model=resolved.model_name, openai_client=client)
-    return OpenAIChatCompletionsModel(model=resolved.model_name, openai_client=client)
+        return OpenAIResponsesModel(model=name, openai_client=client)
+    return OpenAIChatCompletionsModel(model=name, openai_client=client)
 
 
 def configure_tracing(resolved: ResolvedProvider) -> None:

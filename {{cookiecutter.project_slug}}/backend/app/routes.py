@@ -19,6 +19,7 @@ from app.context import RequestContext
 from app.deps import ChatServerDep, RequestContextDep, SettingsDep, StoreDep
 from app.identity import IdentityDep, SessionsDep
 from app.limits.turns import LimitExceeded
+from app.model_choice import ModelNotAllowed
 from app.server import ChatServer
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def to_http_error(error: Exception) -> JSONResponse | None:
             )
         case NotFoundError():
             return error_response(404, "not_found", "No such thread, item or attachment.")
+        case ModelNotAllowed():
+            return error_response(400, "model_not_allowed", str(error), allowed=error.allowed)
         case NotImplementedError():
             return error_response(400, "unsupported", str(error) or "Not supported.")
         case ValueError():
@@ -168,6 +171,14 @@ async def chatkit_endpoint(
         response = client_error
     sessions.attach(response, identity, request)
     return response
+
+
+@router.get("/chatkit/models")
+async def chatkit_models(server: ChatServerDep) -> Response:
+    """The composer's model picker (MODEL_CHOICES); an empty list: no picker. The same
+    for every caller, so it needs no session: the page reads it before it signs in."""
+    models = server.models.listing() if server.models is not None else []
+    return JSONResponse({"models": models})
 
 
 @router.get("/health")

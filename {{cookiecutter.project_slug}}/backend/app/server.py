@@ -24,7 +24,6 @@ from chatkit.types import (
     ThreadsSyncCustomActionReq,
     ThreadStreamEvent,
     UserMessageItem,
-    UserMessageTextContent,
     WidgetItem,
 )
 
@@ -35,6 +34,7 @@ from app.attachments.service import AttachmentService
 from app.context import RequestContext
 from app.history import HistoryConverter
 from app.limits import LimitExceeded, Limits, trim_history
+from app.model_choice import ModelChoices, TurnModel
 from app.observability.turns import note_usage, observed_turn
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
@@ -44,10 +44,10 @@ from app.sdk_fixes.loaded_history import LoadedHistory
 from app.sdk_fixes.message_ids import with_own_message_ids
 from app.sdk_fixes.stream_task_leak import release_queue_reader
 from app.stores import AppStore
+from app.titles import TitleMaker, title_from
 
 logger = logging.getLogger(__name__)
 
-TITLE_LENGTH = 60
 _recording: set[asyncio.Future[None]] = set()
 
 
@@ -57,20 +57,12 @@ def _recorded(task: asyncio.Future[None]) -> None:
         logger.warning("token usage not recorded: %s", type(task.exception()).__name__)
 
 
-def title_from(message: UserMessageItem) -> str | None:
-    text = " ".join(
-        part.text for part in message.content if isinstance(part, UserMessageTextContent)
-    )
-    text = " ".join(text.split())
-    if not text:
-        return None
-    return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
-
-
 class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[RequestContext]):
     """chatkit's server with the fixes of app/sdk_fixes/ (see each base and call).
 
     ``attachments`` None: attachments are off (``attachments.create`` gets a 400).
+    ``models`` None: every turn runs the agent's own model (no MODEL_CHOICES, no
+    reasoning parameters). ``titles`` None: the first message stays the title.
     """
 
     def __init__(
@@ -84,6 +76,8 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         history_image_limit: int = 4,
         attachment_text_chars: int = 20_000,
         limits: Limits | None = None,
+        models: ModelChoices | None = None,
+        titles: TitleMaker | None = None,
     ) -> None:
         self.attachments = attachments or AttachmentService(store, AttachmentPolicy.off())
         super().__init__(store, attachment_store=self.attachments)
@@ -93,6 +87,8 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         self.history_image_limit = history_image_limit
         self.attachment_text_chars = attachment_text_chars
         self.limits = limits
+        self.models = models
+        self.titles = titles
 
     def converter(self, context: RequestContext) -> HistoryConverter:
         """This turn's converter: it reads the attachments of the request's user."""
@@ -108,6 +104,8 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         )
 
     async def check_request(self, request: ChatKitReq, context: RequestContext) -> None:
+        if self.models is not None:
+            self.models.check(request)  # a refused model counts against no limit
         # The limits first (app/limits/), on the request as parsed once: a refused
         # request is stored nowhere, starts no stream and reads no attachment.
         if self.limits is not None:
@@ -148,11 +146,14 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         input_user_message: UserMessageItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
+        first_turn = False
         if thread.title is None and input_user_message is not None:
             # The SDK saves the thread and tells the client when it changed.
             thread.title = title_from(input_user_message)
+            first_turn = True
 
         history = await self.recent_items(thread, context)
+        turn = self.models.for_turn(history) if self.models is not None else None
         agent_context = AgentContext[RequestContext](
             thread=thread,
             store=cast(
@@ -167,7 +168,7 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
             self.agent,
             await self.converter(context).to_agent_input(sent),
             context=agent_context,
-            run_config=RunConfig(model_settings=limits.model_settings()) if limits else None,
+            run_config=self.run_config(turn),
         )
         events = stream_agent_response(agent_context, result)
         reply_started = False
@@ -200,6 +201,18 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
                 _recording.add(recording)
                 recording.add_done_callback(_recorded)
                 await asyncio.shield(recording)
+        if first_turn and turn is not None and self.titles is not None:
+            # After the reply: the title never holds back its first token.
+            thread.title = await self.titles.title(thread, turn, context) or thread.title
+
+    def run_config(self, turn: TurnModel | None) -> RunConfig | None:
+        """The turn's model and its parameters: the picked model, its reasoning, the
+        output cap of the limits."""
+        settings = self.limits.model_settings() if self.limits is not None else None
+        if turn is None:
+            return RunConfig(model_settings=settings) if settings is not None else None
+        settings = turn.settings.resolve(settings)
+        return RunConfig(model=turn.model, model_settings=settings)
 
     async def action(
         self,
