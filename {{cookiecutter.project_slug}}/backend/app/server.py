@@ -81,6 +81,7 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
     ) -> None:
         self.attachments = attachments or AttachmentService(store, AttachmentPolicy.off())
         super().__init__(store, attachment_store=self.attachments)
+        self.app_store = store  # the SDK types self.store as its Store; ours has more
         self.agent = agent
         self.provider = provider
         self.history_limit = history_limit
@@ -257,7 +258,6 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         feedback: FeedbackKind,
         context: RequestContext,
     ) -> None:
-        # Only the thread's owner may rate its items; NotFoundError otherwise.
-        for item_id in item_ids:
-            await self.store.load_item(thread_id, item_id, context)
-        logger.info("feedback %s on %d item(s) of %s", feedback, len(item_ids), thread_id)
+        # Only the thread's owner may rate its items: the store checks every item and
+        # writes all or nothing (NotFoundError, a 404, otherwise).
+        await self.app_store.save_feedback(thread_id, item_ids, feedback, context)

@@ -175,7 +175,7 @@ async def test_upgrade_from_0001_keeps_every_row(database_url: str) -> None:
     try:
         versions, tables, columns = await version_and_tables(database_url)
         assert versions == [HEAD_REVISION]
-        assert "chatkit_attachment_chunks" in tables
+        assert {"chatkit_attachment_chunks", "chatkit_counters", "chatkit_feedback"} <= tables
         assert {"thread_id", "created_at", "upload_id", "size", "content_type"} <= columns
         async with store.engine.connect() as conn:
             diff = await conn.run_sync(
@@ -204,6 +204,10 @@ async def test_upgrade_from_0001_keeps_every_row(database_url: str) -> None:
         done = unsent.model_copy(update={"upload_descriptor": None})
         await store.finish_upload(done, "up_1", 10, "image/png", ALICE)
         assert b"".join([c async for c in store.read_chunks(unsent.id, ALICE)]) == b"\x89PNG after"
+        await store.save_feedback(thread.id, [item.id], "positive", ALICE)  # on an old item
+        assert [(r.item_id, r.kind) for r in await store.load_feedback(thread.id, ALICE)] == [
+            (item.id, "positive")
+        ]
         new_thread = ThreadMetadata(id="thr_new", created_at=datetime.now())
         await store.save_thread(new_thread, ALICE)
         page_of_threads = await store.load_threads(10, None, "asc", ALICE)
@@ -223,12 +227,14 @@ async def test_downgrade_to_0001_keeps_the_rows_and_upgrades_again(database_url:
     await store.start()
     await store.write_chunk(unsent.id, "up_1", 0, b"bytes", ALICE)
     await store.finish_upload(unsent, "up_1", 5, "image/png", ALICE)
+    await store.save_feedback(thread.id, [item.id], "negative", ALICE)
     await store.close()
 
     await alembic(database_url, "downgrade", "0001")
     versions, tables, columns = await version_and_tables(database_url)
     assert versions == ["0001"]
     assert "chatkit_attachment_chunks" not in tables  # the bytes go with their table
+    assert "chatkit_feedback" not in tables  # and the ratings with theirs
     assert columns == {"id", "user_id", "data"}
     (threads_, items_, attachments_) = await execute(
         database_url,

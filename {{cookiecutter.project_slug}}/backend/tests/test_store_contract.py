@@ -69,9 +69,9 @@ from app.stores import (
     build_store,
     normalize_database_url,
 )
-from app.stores.base import CHUNK_BYTES, AttachmentBoundError
+from app.stores.base import CHUNK_BYTES, MAX_FEEDBACK_ITEMS, AttachmentBoundError
 from app.stores.migrate import HEAD_REVISION, MIGRATION_LOCK_KEY
-from app.stores.schema import attachment_chunks, attachments, items, metadata, threads
+from app.stores.schema import attachment_chunks, attachments, feedback, items, metadata, threads
 from app.stores.sql import (
     chunk_query,
     items_page_query,
@@ -900,6 +900,113 @@ async def test_users_are_isolated(contract_store: AppStore) -> None:
 
     await alice_unchanged()
     assert [t.id for t in (await s.load_threads(50, None, "asc", BOB)).data] == [b_thread.id]
+
+
+# -- feedback ------------------------------------------------------------------------
+
+
+async def kinds(store: AppStore, thread_id: str, ctx: RequestContext = ALICE) -> dict[str, str]:
+    return {rating.item_id: rating.kind for rating in await store.load_feedback(thread_id, ctx)}
+
+
+async def test_feedback_is_one_row_per_item_with_the_latest_kind(contract_store: AppStore) -> None:
+    s = contract_store
+    thread = await new_thread(s)
+    first, second, unrated = await fill(s, thread, 3)
+    assert await s.load_feedback(thread.id, ALICE) == []
+
+    before = datetime.now(UTC)
+    await s.save_feedback(thread.id, [second, first, first], "positive", ALICE)
+    rated = await s.load_feedback(thread.id, ALICE)
+    assert [r.item_id for r in rated] == sorted([first, second])  # once each, by item id
+    assert {r.kind for r in rated} == {"positive"}
+    for rating in rated:
+        assert before <= rating.rated_at <= datetime.now(UTC)
+        assert rating.rated_at.tzinfo is not None
+
+    # A second click replaces the kind and the time; the other item keeps its own.
+    [first_rating] = [r for r in rated if r.item_id == first]
+    await s.save_feedback(thread.id, [first], "negative", ALICE)
+    assert await kinds(s, thread.id) == {first: "negative", second: "positive"}
+    [changed] = [r for r in await s.load_feedback(thread.id, ALICE) if r.item_id == first]
+    assert changed.rated_at >= first_rating.rated_at
+    await s.save_feedback(thread.id, [first], "negative", ALICE)  # the same click again
+    assert await kinds(s, thread.id) == {first: "negative", second: "positive"}
+    assert unrated not in await kinds(s, thread.id)
+
+    await s.save_feedback(thread.id, [], "positive", ALICE)  # nothing to rate: a no-op
+    assert await kinds(s, thread.id) == {first: "negative", second: "positive"}
+    too_many = [first] + [f"msg_{i}" for i in range(MAX_FEEDBACK_ITEMS)]
+    with pytest.raises(ValueError, match=f"at most {MAX_FEEDBACK_ITEMS} items"):
+        await s.save_feedback(thread.id, too_many, "positive", ALICE)
+    assert await kinds(s, thread.id) == {first: "negative", second: "positive"}
+
+
+async def test_feedback_is_the_thread_owners_only_and_all_or_nothing(
+    contract_store: AppStore,
+) -> None:
+    s = contract_store
+    a_thread = await new_thread(s, ALICE)
+    a_other = await new_thread(s, ALICE)
+    [a_item] = await fill(s, a_thread, 1)
+    [a_other_item] = await fill(s, a_other, 1)
+    b_thread = await new_thread(s, BOB)
+    [b_item] = await fill(s, b_thread, 1, BOB)
+    await s.save_feedback(a_thread.id, [a_item], "positive", ALICE)
+
+    refused = [
+        (a_thread.id, [a_item], BOB),  # another user's thread
+        (a_thread.id, [], BOB),  # ... even with nothing to rate
+        (b_thread.id, [a_item], BOB),  # another user's item through one's own thread
+        (b_thread.id, [b_item, a_item], BOB),  # one foreign item refuses the whole request
+        (b_thread.id, [b_item, "msg_missing"], BOB),  # ... as does a missing one
+        (a_thread.id, [a_other_item], ALICE),  # one's own item, but of another thread
+        ("thr_missing", [], ALICE),
+        (a_thread.id, ["msg_\x00"], ALICE),  # no stored id holds NUL (PostgreSQL text can't)
+    ]
+    for thread_id, item_ids, ctx in refused:
+        with pytest.raises(NotFoundError):
+            await s.save_feedback(thread_id, item_ids, "negative", ctx)
+    with pytest.raises(NotFoundError):
+        await s.load_feedback(a_thread.id, BOB)
+    with pytest.raises(NotFoundError):
+        await s.load_feedback("thr_missing", BOB)
+
+    assert await kinds(s, a_thread.id) == {a_item: "positive"}
+    assert await kinds(s, a_other.id) == {}
+    assert await kinds(s, b_thread.id, BOB) == {}
+    await s.save_feedback(b_thread.id, [b_item], "negative", BOB)
+    assert await kinds(s, b_thread.id, BOB) == {b_item: "negative"}
+    assert await kinds(s, a_thread.id) == {a_item: "positive"}
+
+
+async def test_feedback_goes_with_its_item_and_its_thread(contract_store: AppStore) -> None:
+    s = contract_store
+    thread = await new_thread(s)
+    kept = await new_thread(s)
+    ids = await fill(s, thread, 3)
+    [kept_item] = await fill(s, kept, 1)
+    await s.save_feedback(thread.id, ids, "positive", ALICE)
+    await s.save_feedback(kept.id, [kept_item], "negative", ALICE)
+
+    await s.delete_thread_item(thread.id, ids[0], ALICE)  # as a retry removes a reply
+    assert await kinds(s, thread.id) == {ids[1]: "positive", ids[2]: "positive"}
+    await s.delete_thread(thread.id, ALICE)
+    with pytest.raises(NotFoundError):
+        await s.load_feedback(thread.id, ALICE)
+
+    # The same ids again start unrated: nothing was left behind to come back.
+    await s.save_thread(thread, ALICE)
+    for item_id in ids:
+        item = user_msg(s, thread)
+        item.id = item_id
+        await s.add_thread_item(thread.id, item, ALICE)
+    assert await kinds(s, thread.id) == {}
+    assert await kinds(s, kept.id) == {kept_item: "negative"}
+    if isinstance(s, SQLStore):
+        async with s.engine.connect() as conn:
+            rows = (await conn.execute(select(feedback.c.item_id))).scalars().all()
+        assert rows == [kept_item]
 
 
 # -- ids -----------------------------------------------------------------------------

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar
 
 from chatkit.store import NotFoundError, Store
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
+from chatkit.types import (
+    Attachment,
+    FeedbackKind,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+    UserMessageItem,
+)
 from pydantic import TypeAdapter
 
 from app.context import RequestContext
@@ -111,6 +118,38 @@ def check_chunk(seq: int, data: bytes) -> None:
 def as_utc(value: datetime) -> datetime:
     # SQLite hands DateTime columns back naive (they were written as UTC).
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The most items one ``items.feedback`` request rates (ChatKit sends a reply's few):
+# a bound on the rows one call writes, and on the SQL parameters of its statements.
+MAX_FEEDBACK_ITEMS = 100
+
+
+def feedback_item_ids(item_ids: Sequence[str]) -> list[str]:
+    """The items to rate, each once and in order; ValueError (a 400) past the bound."""
+    unique = list(dict.fromkeys(item_ids))
+    if len(unique) > MAX_FEEDBACK_ITEMS:
+        raise ValueError(
+            f"feedback rates at most {MAX_FEEDBACK_ITEMS} items per request, got {len(unique)}"
+        )
+    return unique
+
+
+def check_feedback_kind(kind: str) -> FeedbackKind:
+    if kind == "positive":
+        return "positive"
+    if kind == "negative":
+        return "negative"
+    raise ValueError(f"feedback kind must be 'positive' or 'negative', got {kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """The caller's latest rating of one item: its kind and when it was given (UTC)."""
+
+    item_id: str
+    kind: FeedbackKind
+    rated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +273,29 @@ class AppStore(FullUuidIds, Store[RequestContext], ABC):
         Idempotent, and safe with several replicas sweeping at once. A naive
         ``older_than`` is taken as UTC.
         """
+
+    # -- feedback (items.feedback) -----------------------------------------------------
+
+    @abstractmethod
+    async def save_feedback(
+        self,
+        thread_id: str,
+        item_ids: Sequence[str],
+        kind: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        """Record the caller's ``kind`` for each item, now: an upsert per (user, thread,
+        item), so a second click replaces the kind and the time.
+
+        All or nothing: NotFoundError, and nothing written, unless every item is in this
+        thread of the caller's (and with no items, unless the thread is theirs).
+        ValueError past ``MAX_FEEDBACK_ITEMS``. Deleting the item or its thread deletes
+        its feedback.
+        """
+
+    @abstractmethod
+    async def load_feedback(self, thread_id: str, context: RequestContext) -> list[Feedback]:
+        """The caller's ratings in the thread, by item id; NotFoundError unless theirs."""
 
     # -- counters (app/limits/) --------------------------------------------------------
 

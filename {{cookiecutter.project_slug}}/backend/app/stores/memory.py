@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from itertools import count
 
 from chatkit.store import NotFoundError
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import Attachment, FeedbackKind, Page, ThreadItem, ThreadMetadata
 
 from app.context import RequestContext
 from app.stores.base import (
@@ -23,6 +23,7 @@ from app.stores.base import (
     AppStore,
     AttachmentBoundError,
     CounterAdd,
+    Feedback,
     Order,
     UploadInfo,
     as_utc,
@@ -30,6 +31,7 @@ from app.stores.base import (
     check_chunk,
     check_limit,
     check_order,
+    feedback_item_ids,
     item_json,
     page_of,
     thread_json,
@@ -86,6 +88,14 @@ class _AttachmentRow:
 
 
 @dataclass(frozen=True)
+class _FeedbackRow:
+    user_id: str
+    thread_id: str
+    kind: FeedbackKind
+    rated_at: datetime
+
+
+@dataclass(frozen=True)
 class _Chunk:
     attachment_id: str
     created_at: datetime
@@ -102,6 +112,8 @@ class MemoryStore(AppStore):
         self._attachments: dict[str, _AttachmentRow] = {}
         self._chunks: dict[str, dict[int, _Chunk]] = {}  # upload_id -> seq -> chunk
         self._counters: dict[tuple[str, int], tuple[int, datetime]] = {}  # -> count, expiry
+        # item_id -> the rating; an item has one owner and thread, so its id is the key.
+        self._feedback: dict[str, _FeedbackRow] = {}
 
     # Every method body below is synchronous, so each call is atomic on the event loop.
 
@@ -147,6 +159,7 @@ class MemoryStore(AppStore):
         row = self._owned_thread(thread_id, context)
         for item_id in self._items_by_thread.pop(thread_id, _SeqIndex()).ids.values():
             del self._items[item_id]
+            self._feedback.pop(item_id, None)
         del self._threads[thread_id]
         self._threads_by_user[row.user_id].remove(row.seq)
         gone = [
@@ -215,6 +228,28 @@ class MemoryStore(AppStore):
         if row is not None and row.user_id == context.user_id and row.thread_id == thread_id:
             del self._items[item_id]
             self._items_by_thread[thread_id].remove(row.seq)
+            self._feedback.pop(item_id, None)
+
+    async def save_feedback(
+        self,
+        thread_id: str,
+        item_ids: Sequence[str],
+        kind: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        rated = feedback_item_ids(item_ids)
+        self._owned_thread(thread_id, context)
+        for item_id in rated:  # every one checked before any is written
+            self._owned_item(thread_id, item_id, context)
+        now = datetime.now(UTC)
+        for item_id in rated:
+            self._feedback[item_id] = _FeedbackRow(context.user_id, thread_id, kind, now)
+
+    async def load_feedback(self, thread_id: str, context: RequestContext) -> list[Feedback]:
+        self._owned_thread(thread_id, context)  # so its items are the caller's too
+        item_ids = sorted(self._items_by_thread.get(thread_id, _SeqIndex()).ids.values())
+        rows = [(item_id, self._feedback.get(item_id)) for item_id in item_ids]
+        return [Feedback(item_id, row.kind, row.rated_at) for item_id, row in rows if row]
 
     def _owned_attachment(self, attachment_id: str, context: RequestContext) -> _AttachmentRow:
         row = self._attachments.get(attachment_id)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # The newest revision in migrations/versions: a new migration updates it (a test checks).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 VERSION_TABLE = "alembic_version"  # Alembic's default
 # How long a start waits for another process migrating the same SQLite file.
 MIGRATION_WAIT_SECONDS = 120.0

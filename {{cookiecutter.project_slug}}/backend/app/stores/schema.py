@@ -119,3 +119,25 @@ counters = Table(
     PrimaryKeyConstraint("key", "window_start"),
     Index(None, "expires_at"),  # delete_expired_counters
 )
+
+# Thumbs up/down (``items.feedback``): one row per rating user and item, holding the
+# latest kind and when it was given; a second click on the item changes the row.
+# An item belongs to one thread and one user, so the key is that item's, with the
+# user and thread in front for the per-thread reads and deletes.
+feedback = Table(
+    "chatkit_feedback",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("thread_id", Text, nullable=False),
+    Column(
+        "item_id",
+        Text,
+        ForeignKey(items.c.id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", Text, nullable=False),  # "positive" or "negative" (chatkit's FeedbackKind)
+    Column("rated_at", DateTime(timezone=True), nullable=False),  # the latest click, UTC
+    PrimaryKeyConstraint("user_id", "thread_id", "item_id"),
+    Index(None, "item_id"),  # the FK cascade when an item goes (a retried reply)
+    Index(None, "rated_at"),  # the README's reports: the ratings of the last days
+)

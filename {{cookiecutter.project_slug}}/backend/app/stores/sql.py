@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from chatkit.store import NotFoundError
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import Attachment, FeedbackKind, Page, ThreadItem, ThreadMetadata
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -59,13 +59,16 @@ from app.stores.base import (
     AppStore,
     AttachmentBoundError,
     CounterAdd,
+    Feedback,
     Order,
     UploadInfo,
     as_utc,
     attachment_json,
     check_chunk,
+    check_feedback_kind,
     check_limit,
     check_order,
+    feedback_item_ids,
     item_json,
     page_of,
     thread_json,
@@ -78,7 +81,14 @@ from app.stores.engine import (
     is_sqlite_busy,
 )
 from app.stores.migrate import schema_at_head, upgrade_to_head
-from app.stores.schema import attachment_chunks, attachments, counters, items, threads
+from app.stores.schema import (
+    attachment_chunks,
+    attachments,
+    counters,
+    feedback,
+    items,
+    threads,
+)
 from app.stores.urls import MEMORY_URL, is_sqlite, normalize_database_url
 
 if TYPE_CHECKING:
@@ -417,6 +427,11 @@ class SQLStore(AppStore):
         async with self._write() as conn:
             # Items go explicitly too, so nothing depends on PRAGMA foreign_keys alone.
             await conn.execute(
+                delete(feedback).where(
+                    feedback.c.user_id == user_id, feedback.c.thread_id == thread_id
+                )
+            )
+            await conn.execute(
                 delete(items).where(items.c.thread_id == thread_id, items.c.user_id == user_id)
             )
             bound = (attachments.c.thread_id == thread_id) & (attachments.c.user_id == user_id)
@@ -564,7 +579,78 @@ class SQLStore(AppStore):
             # items it streamed but never persisted (guardrail tripwires).
             seq = await self._item_seq(conn, item_id, thread_id, context.user_id)
             if seq is not None:
+                await conn.execute(delete(feedback).where(feedback.c.item_id == item_id))
                 await conn.execute(delete(items).where(items.c.seq == seq))
+
+    # -- feedback ----------------------------------------------------------------------
+
+    @_store_call
+    async def save_feedback(
+        self,
+        thread_id: str,
+        item_ids: Sequence[str],
+        kind: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        rated = feedback_item_ids(item_ids)
+        _no_nul(thread_id, *rated)
+        user_id = context.user_id
+        rated_at = datetime.now(UTC)
+        try:
+            async with self._write() as conn:
+                if not rated:
+                    await self._require_thread(conn, thread_id, user_id)
+                    return
+                # By the unique ids alone, then checked (see _item_seq). Items carry
+                # their thread's user_id, so owned items prove the thread is the caller's.
+                found = await conn.execute(
+                    select(items.c.id, items.c.thread_id, items.c.user_id).where(
+                        items.c.id.in_(rated)
+                    )
+                )
+                mine = (thread_id, user_id)
+                owned = {row.id for row in found if (row.thread_id, row.user_id) == mine}
+                missing = [item_id for item_id in rated if item_id not in owned]
+                if missing:
+                    raise NotFoundError(f"Item {missing[0]} not found in thread {thread_id}")
+                rows = [
+                    {
+                        "user_id": user_id,
+                        "thread_id": thread_id,
+                        "item_id": item_id,
+                        "kind": kind,
+                        "rated_at": rated_at,
+                    }
+                    for item_id in rated
+                ]
+                stmt = self._insert(feedback).values(rows)
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=list(feedback.primary_key.columns),
+                        set_={"kind": stmt.excluded.kind, "rated_at": stmt.excluded.rated_at},
+                    )
+                )
+        except IntegrityError as exc:
+            # Postgres: an item was deleted between our SELECT and the FK check.
+            raise NotFoundError(f"Item not found in thread {thread_id}") from exc
+
+    @_store_call
+    async def load_feedback(self, thread_id: str, context: RequestContext) -> list[Feedback]:
+        _no_nul(thread_id)
+        f = feedback.c
+        async with self._read() as conn:
+            await self._require_thread(conn, thread_id, context.user_id)
+            rows = (
+                await conn.execute(
+                    select(f.item_id, f.kind, f.rated_at)
+                    .where(f.user_id == context.user_id, f.thread_id == thread_id)
+                    .order_by(f.item_id)
+                )
+            ).all()
+        return [
+            Feedback(row.item_id, check_feedback_kind(row.kind), as_utc(row.rated_at))
+            for row in rows
+        ]
 
     # -- attachments -----------------------------------------------------------------
 
