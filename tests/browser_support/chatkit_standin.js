@@ -809,8 +809,8 @@
           const chosen = (kind) => (m.feedback === kind ? ' class="chosen"' : "");
           return `${message}<div class="actions" data-standin="item-actions" data-item-id="${id}">${
             actions.feedback
-              ? `<button type="button" data-standin="thumbs-up" data-item-id="${id}"${chosen("positive")}>👍</button>` +
-                `<button type="button" data-standin="thumbs-down" data-item-id="${id}"${chosen("negative")}>👎</button>`
+              ? `<button type="button" data-standin="thumbs-up" data-item-id="${id}"${chosen("positive")}>Thumbs up</button>` +
+                `<button type="button" data-standin="thumbs-down" data-item-id="${id}"${chosen("negative")}>Thumbs down</button>`
               : ""
           }${actions.retry ? `<button type="button" data-standin="retry" data-item-id="${id}">Retry</button>` : ""}</div>`;
         })
