@@ -154,7 +154,10 @@ def test_same_answers_and_commit_give_the_same_bytes(snapshot: Path, tmp_path: P
 
 # (file, text at commit A, what the user makes of it). Each must stay after an upgrade.
 INSTRUCTIONS_A = (
-    '"You are a helpful assistant in a chat app. Answer concisely. Use the tools when they help."'
+    '"You are a helpful assistant in a chat app. Answer concisely. Use the tools when they "\n'
+    '    "help. When the user asks for their own local time, call get_browser_time_zone, then "\n'
+    '    "current_time with the time zone it returns. current_time shows the user a card; set "\n'
+    '    "show_card to false when they want the answer as plain text."'
 )
 USER_INSTRUCTIONS = '"You are the Acme support assistant. Answer in two sentences at most."'
 TEMPLATE_INSTRUCTIONS = '"You are a helpful assistant in a chat app. Answer concisely."'

@@ -43,7 +43,9 @@ class ActionHandler(Generic[Payload]):
                 f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
                 for problem in error.errors(include_url=False)[:5]
             )
-            raise ValueError(f"Action {action.type!r} has a bad payload: {problems}") from None
+            raise ValueError(
+                f"Action {action.type!r} has a bad payload: {problems}"[:500]
+            ) from None
 
     async def run(self, action: Action[str, Any], sender: WidgetItem) -> WidgetItem:
         updated = await self.update(self.parse(action), sender)
@@ -55,11 +57,15 @@ Handlers = Mapping[str, ActionHandler[Any]]
 
 
 def handler_for(handlers: Handlers, action: Action[str, Any]) -> ActionHandler[Any]:
-    handler = handlers.get(action.type)
+    # chatkit's Action defaults a missing type to a TypeVar object, not a string.
+    kind: object = action.type
+    if not isinstance(kind, str):
+        raise ValueError("The action has no type; send {'type': ..., 'payload': ...}.")
+    handler = handlers.get(kind)
     if handler is None:
         known = ", ".join(sorted(handlers)) or "none"
         raise ValueError(
-            f"Unknown action type {action.type[:80]!r}; this server handles: {known}. "
+            f"Unknown action type {kind[:80]!r}; this server handles: {known}. "
             "Add a handler to ACTIONS in app/extensions.py."
         )
     return handler

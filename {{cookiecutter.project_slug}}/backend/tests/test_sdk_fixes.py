@@ -27,15 +27,29 @@ import aiosqlite
 import anyio
 import openai._utils._transform as openai_transform  # private: only a canary looks at it
 import pytest
-from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner
+from agents import (
+    Agent,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    RunContextWrapper,
+    Runner,
+    StopAtTools,
+    function_tool,
+)
 from agents.exceptions import UserError
 from agents.models.chatcmpl_converter import Converter
-from chatkit.agents import AgentContext, simple_to_agent_input, stream_agent_response
+from chatkit.agents import (
+    AgentContext,
+    ClientToolCall,
+    simple_to_agent_input,
+    stream_agent_response,
+)
 from chatkit.server import ChatKitServer, StreamingResult
 from chatkit.store import NotFoundError, Store, default_generate_id
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
+    ClientToolCallItem,
     InferenceOptions,
     Page,
     ThreadItem,
@@ -63,7 +77,7 @@ from app.sdk_fixes.orphaned_steps import quiet_orphaned_stream_steps
 from app.sdk_fixes.request_parsing import ParsesOnce
 from app.sdk_fixes.stream_task_leak import release_queue_reader
 from app.stores import AppStore, MemoryStore, open_store
-from tests.fake_provider import FakeProvider, default_reply
+from tests.fake_provider import FakeProvider, call, default_reply
 
 BACKEND = Path(__file__).resolve().parents[1]
 ALICE = RequestContext(user_id="usr_alice")
@@ -194,6 +208,65 @@ async def test_own_ids_on_every_event_of_every_message(fake: FakeProvider) -> No
     half = len(by_type[ThreadItemUpdatedEvent]) // 2
     assert set(by_type[ThreadItemUpdatedEvent][:half]) == {"msg_a"}
     assert set(by_type[ThreadItemUpdatedEvent][half:]) == {"msg_b"}
+
+
+@function_tool
+def ask_page(ctx: RunContextWrapper[AgentContext[Any]]) -> str:
+    """Ask the page."""
+    ctx.context.client_tool_call = ClientToolCall(name="ask_page", arguments={})
+    return "asked"
+
+
+async def client_tool_call_events(
+    fake: FakeProvider, store: MemoryStore
+) -> list[ThreadStreamEvent]:
+    """A Chat Completions run that stops at a client tool, as `respond` runs it."""
+    fake.script(call("ask_page"))
+    client = AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+    agent = Agent[AgentContext[Any]](
+        name="a",
+        model=OpenAIChatCompletionsModel(model="m", openai_client=client),
+        tools=[ask_page],
+        tool_use_behavior=StopAtTools(stop_at_tool_names=["ask_page"]),
+    )
+    context = AgentContext[RequestContext](
+        thread=await new_thread(store), store=store, request_context=ALICE
+    )
+    result = Runner.run_streamed(agent, "ask", context=context)
+    return [event async for event in stream_agent_response(context, result)]
+
+
+def client_tool_calls(events: list[ThreadStreamEvent]) -> list[ClientToolCallItem]:
+    return [
+        e.item
+        for e in events
+        if isinstance(e, ThreadItemDoneEvent) and isinstance(e.item, ClientToolCallItem)
+    ]
+
+
+async def test_upstream_chat_completions_client_tool_calls_share_a_fake_id(
+    fake: FakeProvider,
+) -> None:
+    """app/sdk_fixes/message_ids.py: every Chat Completions client tool call is
+    `__fake_id__` too, so a thread's second one overwrites its first."""
+    [pending] = client_tool_calls(await client_tool_call_events(fake, MemoryStore()))
+    assert pending.id == "__fake_id__" and pending.call_id.startswith("call_")
+
+
+async def test_own_ids_for_every_client_tool_call(fake: FakeProvider) -> None:
+    upstream = await client_tool_call_events(fake, MemoryStore())
+    doubled = upstream + upstream  # two calls with the same upstream id
+
+    async def replay() -> AsyncIterator[ThreadStreamEvent]:
+        for streamed in doubled:
+            yield streamed
+
+    ids = iter(["tc_a", "tc_b"])
+    events = [e async for e in with_own_message_ids(replay(), lambda: "msg_x", lambda: next(ids))]
+    calls = client_tool_calls(events)
+    assert [c.id for c in calls] == ["tc_a", "tc_b"]
+    # The call id, which pairs the call with the page's answer, is upstream's.
+    assert {c.call_id for c in calls} == {client_tool_calls(upstream)[0].call_id}
 
 
 # -- assistant_history ---------------------------------------------------------------------

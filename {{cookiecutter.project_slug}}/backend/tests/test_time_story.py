@@ -6,13 +6,12 @@ call, the refusals that change nothing, and the card in the history of later tur
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from agents import OpenAIChatCompletionsModel, RunContextWrapper, function_tool
+from agents import FunctionTool, OpenAIChatCompletionsModel, RunContextWrapper, function_tool
 from agents.tool_context import ToolContext
 from chatkit.agents import AgentContext, ClientToolCall
 from chatkit.types import ThreadMetadata
@@ -32,6 +31,7 @@ from tests.fake_provider import FakeProvider, RecordedRequest, call, say
 ZONE = "Pacific/Auckland"
 # A moment no test runs at, so a refreshed card shows it.
 LATER = datetime(2031, 3, 4, 9, 30, tzinfo=ZoneInfo(ZONE))
+LATER_STILL = datetime(2031, 3, 4, 17, 45, tzinfo=ZoneInfo(ZONE))
 
 
 def model_calls(fake: FakeProvider) -> list[RecordedRequest]:
@@ -76,11 +76,14 @@ def refresh(zone: str = ZONE) -> dict[str, Any]:
     return {"type": "time.refresh", "payload": {"timezone": zone}}
 
 
+def set_clock(monkeypatch: pytest.MonkeyPatch, at: datetime) -> None:
+    """From now on the card's clock reads ``at`` (the app runs in this process)."""
+    monkeypatch.setattr(time_card, "now", lambda zone: at.astimezone(zone))
+
+
 @pytest.fixture
-def clock_later(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """From now on the card's clock reads LATER (the app runs in this process)."""
-    monkeypatch.setattr(time_card, "now", lambda zone: LATER.astimezone(zone))
-    yield
+def clock_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_clock(monkeypatch, LATER)
 
 
 # -- the client tool --------------------------------------------------------------------
@@ -152,13 +155,13 @@ def test_two_client_tool_calls_in_one_thread_are_two_items(
     assert answer_tool(browser, thread_id, {"time_zone": ZONE}).errors == []
     fake.script(call("get_browser_time_zone"), say("Noted again."))
     assert browser.send(thread_id, "And now?").errors == []
-    assert answer_tool(browser, thread_id, {"time_zone": "Europe/Paris"}).errors == []
+    # Whatever JSON the page sends is stored and reaches the model as it came.
+    odd = {"time_zone": "Europe/Paris", "odd": ["\x00", "é", 10**30, None, {"deep": [[[]]]}]}
+    assert answer_tool(browser, thread_id, odd).errors == []
+    assert json.loads(model_calls(fake)[-1].last_tool_output() or "") == odd
 
     calls = [item for item in browser.all_items(thread_id) if item["type"] == "client_tool_call"]
-    assert [call["output"] for call in calls] == [
-        {"time_zone": ZONE},
-        {"time_zone": "Europe/Paris"},
-    ]
+    assert [call["output"] for call in calls] == [{"time_zone": ZONE}, odd]
     assert len({call["id"] for call in calls}) == 2
     assert "__fake_id__" not in {call["id"] for call in calls}
 
@@ -251,7 +254,8 @@ async def test_every_client_tool_names_itself_in_its_call() -> None:
         tool_context = ToolContext(
             context, tool_name=tool.name, tool_call_id="c", tool_arguments="{}"
         )
-        await tool.on_invoke_tool(tool_context, "{}")  # type: ignore[union-attr]
+        assert isinstance(tool, FunctionTool)
+        await tool.on_invoke_tool(tool_context, "{}")
         assert context.client_tool_call is not None
         assert context.client_tool_call.name == tool.name
 
@@ -285,97 +289,94 @@ def test_the_card(clock_later: None) -> None:
         time_card.read_clock("Mars/Base")
 
 
-def test_the_answer_can_be_plain_text(browser: ChatKitClient, fake: FakeProvider) -> None:
+def test_the_answer_can_be_plain_text(
+    backend: BackendFactory, provider: str, fake: FakeProvider
+) -> None:
     fake.script(call("current_time", timezone="UTC", show_card=False), say("Noon-ish."))
-    turn = browser.create_thread("Just tell me the UTC time")
+    with backend(provider=provider) as url, ChatKitClient(url) as browser:
+        turn = browser.create_thread("Just tell me the UTC time")
     assert turn.errors == [] and done(turn, "widget") == []
     assert "+00:00" in (model_calls(fake)[-1].last_tool_output() or "")
 
 
-def test_refresh_streamed_updates_the_card_in_place(
-    browser: ChatKitClient, fake: FakeProvider, clock_later: None
+def test_refresh_updates_the_card_in_place(
+    browser: ChatKitClient, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     widget = show_card(browser, fake)
     thread_id, calls = widget["thread_id"], len(model_calls(fake))
-    turn = browser.stream(
-        "threads.custom_action", thread_id=thread_id, item_id=widget["id"], action=refresh()
-    )
+    target = {"thread_id": thread_id, "item_id": widget["id"], "action": refresh()}
+
+    set_clock(monkeypatch, LATER)
+    turn = browser.stream("threads.custom_action", **target)
     assert turn.errors == [], turn.events
     [replaced] = [event["item"] for event in turn.of_type("thread.item.replaced")]
     assert replaced["id"] == widget["id"] and "09:30" in json.dumps(replaced["widget"])
-    assert_refreshed(browser, widget)
+    assert_refreshed(browser, widget, LATER)
+
+    set_clock(monkeypatch, LATER_STILL)
+    updated = browser.request("threads.sync_custom_action", **target)["updated_item"]
+    assert updated["id"] == widget["id"] and "17:45" in json.dumps(updated["widget"])
+    assert_refreshed(browser, widget, LATER_STILL)
     assert len(model_calls(fake)) == calls, "no model call"
 
 
-def test_refresh_sync_updates_the_card_in_place(
-    browser: ChatKitClient, fake: FakeProvider, clock_later: None
-) -> None:
-    widget = show_card(browser, fake)
-    thread_id, calls = widget["thread_id"], len(model_calls(fake))
-    answer = browser.request(
-        "threads.sync_custom_action", thread_id=thread_id, item_id=widget["id"], action=refresh()
-    )
-    updated = answer["updated_item"]
-    assert updated["id"] == widget["id"] and "09:30" in json.dumps(updated["widget"])
-    assert_refreshed(browser, widget)
-    assert len(model_calls(fake)) == calls, "no model call"
-
-
-def assert_refreshed(browser: ChatKitClient, widget: dict[str, Any]) -> None:
+def assert_refreshed(browser: ChatKitClient, widget: dict[str, Any], at: datetime) -> None:
     """The stored card is the refreshed one, in the old one's place."""
     items = browser.all_items(widget["thread_id"])
     assert [item["type"] for item in items] == ["user_message", "widget", "assistant_message"]
     stored = items[1]
     assert stored["id"] == widget["id"]
-    assert stored["copy_text"] == "09:30 on Tuesday 4 March 2031 in Pacific/Auckland (UTC+13:00)"
-    assert "09:30" in json.dumps(stored["widget"]) and stored["widget"] != widget["widget"]
+    assert stored["copy_text"] == time_card.TimeReading(ZONE, at).summary
+    assert f"{at:%H:%M}" in json.dumps(stored["widget"]) and stored["widget"] != widget["widget"]
 
 
-@pytest.mark.parametrize("op", ["threads.custom_action", "threads.sync_custom_action"])
-def test_bad_actions_are_4xx_and_change_nothing(
-    browser: ChatKitClient, fake: FakeProvider, op: str
-) -> None:
+OPS = ("threads.custom_action", "threads.sync_custom_action")
+
+
+def test_bad_actions_are_4xx_and_change_nothing(browser: ChatKitClient, fake: FakeProvider) -> None:
     widget = show_card(browser, fake)
     thread_id = widget["thread_id"]
     user_message = browser.all_items(thread_id)[0]["id"]
     before, calls = browser.all_items(thread_id), len(model_calls(fake))
 
-    def status(action: dict[str, Any], item_id: str | None = widget["id"]) -> tuple[int, str]:
+    def status(op: str, action: dict[str, Any], item: str | None = widget["id"]) -> tuple[int, str]:
         params: dict[str, Any] = {"thread_id": thread_id, "action": action}
-        if item_id is not None:
-            params["item_id"] = item_id
+        if item is not None:
+            params["item_id"] = item
         response = browser.post({"type": op, "params": params})
         return response.status_code, response.json()["error"]["message"]
 
-    assert status({"type": "time.explode", "payload": {}}) == (
-        400,
-        "Unknown action type 'time.explode'; this server handles: time.refresh. "
-        "Add a handler to ACTIONS in app/extensions.py.",
-    )
-    # time.copy is the page's own (a client action): the server does not handle it.
-    assert status({"type": "time.copy", "payload": {"text": "x"}})[0] == 400
-    code, message = status(refresh("Mars/Base"))
-    assert code == 400 and "Unknown time zone 'Mars/Base'" in message
-    assert status({"type": "time.refresh", "payload": "nonsense"})[0] == 400
-    assert status({"type": "time.refresh"})[0] == 400
-    assert status(refresh(), item_id=None)[0] == 400
-    code, message = status(refresh(), item_id=user_message)
-    assert code == 400 and "not a widget" in message
-    assert status(refresh(), item_id="msg_nope")[0] == 404
+    for op in OPS:
+        assert status(op, {"type": "time.explode", "payload": {}}) == (
+            400,
+            "Unknown action type 'time.explode'; this server handles: time.refresh. "
+            "Add a handler to ACTIONS in app/extensions.py.",
+        )
+        # time.copy is the page's own (a client action): the server does not handle it.
+        assert status(op, {"type": "time.copy", "payload": {"text": "x"}})[0] == 400
+        code, message = status(op, refresh("Mars/Base"))
+        assert code == 400 and "Unknown time zone 'Mars/Base'" in message
+        assert status(op, {"type": "time.refresh", "payload": "nonsense"})[0] == 400
+        assert status(op, {"type": "time.refresh"})[0] == 400
+        assert status(op, {"payload": {"timezone": ZONE}})[0] == 400  # no type at all
+        assert status(op, refresh(), item=None)[0] == 400
+        code, message = status(op, refresh(), item=user_message)
+        assert code == 400 and "not a widget" in message
+        assert status(op, refresh(), item="msg_nope")[0] == 404
     assert browser.all_items(thread_id) == before and len(model_calls(fake)) == calls
 
 
-@pytest.mark.parametrize("op", ["threads.custom_action", "threads.sync_custom_action"])
 def test_another_users_card_is_out_of_reach(
-    browser: ChatKitClient, fake: FakeProvider, op: str, clock_later: None
+    browser: ChatKitClient, fake: FakeProvider, clock_later: None
 ) -> None:
     widget = show_card(browser, fake)
     before = browser.all_items(widget["thread_id"])
     with ChatKitClient(str(browser.http.base_url)) as stranger:
         # Their thread and item ids, or the stranger's own thread with the item's id.
         own_thread = show_card(stranger, fake)["thread_id"]
-        for thread_id in (widget["thread_id"], own_thread):
-            params = {"thread_id": thread_id, "item_id": widget["id"], "action": refresh()}
-            response = stranger.post({"type": op, "params": params})
-            assert response.status_code == 404, response.text
+        for op in OPS:
+            for thread_id in (widget["thread_id"], own_thread):
+                params = {"thread_id": thread_id, "item_id": widget["id"], "action": refresh()}
+                response = stranger.post({"type": op, "params": params})
+                assert response.status_code == 404, response.text
     assert browser.all_items(widget["thread_id"]) == before
