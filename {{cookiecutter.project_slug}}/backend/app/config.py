@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Reasoning summaries shown as a "thought" (Responses API, reasoning models only);
     # None: the provider's reasoning_summary in app/provider_table.py.
     reasoning_summary: ReasoningSummary | None = None
+    # How hard those models think; None: the model's own default (gpt-5.1's is none,
+    # which writes no summaries). Not every model takes every value.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     # first_message: the thread's title is its first message; model: the model writes
     # one after the first reply (the first message's stays if that fails).
     title_mode: Literal["first_message", "model"] = "first_message"
@@ -182,7 +185,11 @@ class Settings(BaseSettings):
     token_budget_user_per_day: int | None = Field(default=None, ge=1)
 
     @field_validator(
-        "max_output_tokens", "token_budget_user_per_day", "reasoning_summary", mode="before"
+        "max_output_tokens",
+        "token_budget_user_per_day",
+        "reasoning_summary",
+        "reasoning_effort",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

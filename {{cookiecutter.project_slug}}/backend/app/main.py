@@ -93,6 +93,7 @@ def _build(settings: Settings) -> FastAPI:
         settings.model_choices,
         lambda name: build_model(resolved, client, name),
         summary_for(settings.reasoning_summary, resolved.provider),
+        settings.reasoning_effort,
     )
     limits = Limits(settings, store)
     attachments = AttachmentService.from_settings(store, settings, resolved.provider)

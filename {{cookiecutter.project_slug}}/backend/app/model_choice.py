@@ -21,6 +21,7 @@ from chatkit.types import (
     ThreadsCreateReq,
     UserMessageItem,
 )
+from openai.types.shared import ReasoningEffort
 
 from app.provider_table import ReasoningSummary
 from app.providers import ResolvedProvider
@@ -58,6 +59,7 @@ class ModelChoices:
         choices: Sequence[str],
         build: Callable[[str], Model],
         reasoning_summary: ReasoningSummary = "off",
+        reasoning_effort: ReasoningEffort = None,
     ) -> None:
         self.default = resolved.model_name
         self.names = list(choices) or [self.default]
@@ -66,7 +68,9 @@ class ModelChoices:
             name: TurnModel(
                 name,
                 build(name),
-                reasoning_settings(resolved.provider.api_style, name, reasoning_summary),
+                reasoning_settings(
+                    resolved.provider.api_style, name, reasoning_summary, reasoning_effort
+                ),
             )
             for name in self.names
         }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ApiStyle = Literal["responses", "chat_completions"]
-# REASONING_SUMMARY's values; "off" sends no reasoning parameters at all.
+# REASONING_SUMMARY's values; "off" asks for no summaries.
 ReasoningSummary = Literal["auto", "concise", "detailed", "off"]
 REASONING_SUMMARIES: tuple[ReasoningSummary, ...] = ("auto", "concise", "detailed", "off")
 

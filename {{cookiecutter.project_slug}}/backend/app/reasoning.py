@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from agents import ModelSettings
-from openai.types.shared import Reasoning
+from openai.types.shared import Reasoning, ReasoningEffort
 
 from app.provider_table import ApiStyle, Provider, ReasoningSummary
 
@@ -31,9 +31,14 @@ def summary_for(setting: ReasoningSummary | None, provider: Provider) -> Reasoni
 
 
 def reasoning_settings(
-    api_style: ApiStyle, model_name: str, summary: ReasoningSummary
+    api_style: ApiStyle,
+    model_name: str,
+    summary: ReasoningSummary,
+    effort: ReasoningEffort = None,
 ) -> ModelSettings:
-    """The turn's reasoning parameters: none unless all three allow them."""
-    if summary == "off" or api_style != "responses" or not accepts_reasoning(model_name):
+    """The turn's reasoning parameters: none unless the API style and the model take
+    them; then the summary unless it is off, and the effort when one is set."""
+    if api_style != "responses" or not accepts_reasoning(model_name):
         return ModelSettings()
-    return ModelSettings(reasoning=Reasoning(summary=summary))
+    reasoning = Reasoning(summary=None if summary == "off" else summary, effort=effort)
+    return ModelSettings(reasoning=reasoning if reasoning.summary or reasoning.effort else None)

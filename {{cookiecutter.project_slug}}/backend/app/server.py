@@ -35,7 +35,7 @@ from app.context import RequestContext
 from app.history import HistoryConverter
 from app.limits import LimitExceeded, Limits, trim_history
 from app.model_choice import ModelChoices, TurnModel
-from app.observability.turns import note_usage, observed_turn
+from app.observability.turns import note_model, note_usage, observed_turn
 from app.provider_errors import to_stream_error
 from app.providers import ResolvedProvider
 from app.sdk_fixes.attachments_first import ChecksAttachmentsFirst
@@ -147,14 +147,16 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
         input_user_message: UserMessageItem | None,
         context: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        first_turn = False
         if thread.title is None and input_user_message is not None:
             # The SDK saves the thread and tells the client when it changed.
             thread.title = title_from(input_user_message)
-            first_turn = True
+            if self.titles is not None:
+                self.titles.ask_later(thread)
 
         history = await self.recent_items(thread, context)
         turn = self.models.for_turn(history) if self.models is not None else None
+        if turn is not None:
+            note_model(turn.name)
         agent_context = AgentContext[RequestContext](
             thread=thread,
             store=cast(
@@ -202,9 +204,9 @@ class ChatServer(ChecksAttachmentsFirst[RequestContext], SavesCancelledStreams[R
                 _recording.add(recording)
                 recording.add_done_callback(_recorded)
                 await asyncio.shield(recording)
-        if first_turn and turn is not None and self.titles is not None:
+        if self.titles is not None and turn is not None:
             # After the reply: the title never holds back its first token.
-            thread.title = await self.titles.title(thread, turn, context) or thread.title
+            await self.titles.retitle(thread, turn, context)
 
     def run_config(self, turn: TurnModel | None) -> RunConfig | None:
         """The turn's model and its parameters: the picked model, its reasoning, the

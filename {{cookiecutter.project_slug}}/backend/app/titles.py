@@ -38,6 +38,10 @@ REASONING_TITLE_MAX_TOKENS = 1024
 TITLE_TIMEOUT_SECONDS = 15.0
 # Characters of the first message and of the reply the model reads.
 EXCERPT_CHARS = 2000
+# The first reply is looked for among this many first items of the thread.
+FIRST_ITEMS = 20
+# In ThreadMetadata.metadata (stored with the thread): the title is still to be asked.
+PENDING_KEY = "title_pending"
 
 
 def title_from(message: UserMessageItem) -> str | None:
@@ -63,7 +67,8 @@ def clean_title(text: str) -> str | None:
 
 
 class TitleMaker:
-    """Asks for the title of a thread after its first reply; None when none came."""
+    """Titles a thread once, after its first reply (a first turn that only called a
+    client tool, or failed, has none yet: the thread waits for the next one)."""
 
     def __init__(
         self,
@@ -75,21 +80,32 @@ class TitleMaker:
         self.limits = limits
         self.timeout_seconds = timeout_seconds
 
-    async def title(
+    @staticmethod
+    def ask_later(thread: ThreadMetadata) -> None:
+        """Mark a new thread (saved with it) for a title after its first reply."""
+        thread.metadata[PENDING_KEY] = True
+
+    async def retitle(
         self, thread: ThreadMetadata, turn: TurnModel, context: RequestContext
-    ) -> str | None:
+    ) -> None:
+        """Give a marked thread the model's title once it has a reply; the SDK saves the
+        thread and sends ``thread.updated``."""
+        if not thread.metadata.get(PENDING_KEY):
+            return
+        conversation = await self._first_exchange(thread, context)
+        if conversation is None:
+            return
+        del thread.metadata[PENDING_KEY]  # asked once: a failure is not retried every turn
         try:
-            return await asyncio.wait_for(self._ask(thread, turn, context), self.timeout_seconds)
+            title = await asyncio.wait_for(
+                self._ask(conversation, turn, context), self.timeout_seconds
+            )
         except Exception as error:  # the first message's title stays
             logger.warning("title not generated: %s", type(error).__name__)
-            return None
+            return
+        thread.title = title or thread.title
 
-    async def _ask(
-        self, thread: ThreadMetadata, turn: TurnModel, context: RequestContext
-    ) -> str | None:
-        conversation = await self._first_exchange(thread, context)
-        if not conversation:
-            return None
+    async def _ask(self, conversation: str, turn: TurnModel, context: RequestContext) -> str | None:
         reasons = accepts_reasoning(turn.name)
         agent = Agent(
             name="Title",
@@ -108,18 +124,19 @@ class TitleMaker:
             await self.limits.record_usage(context.user_id, usage.input_tokens, usage.output_tokens)
         return clean_title(str(result.final_output or ""))
 
-    async def _first_exchange(self, thread: ThreadMetadata, context: RequestContext) -> str:
-        """The thread's first message and first reply, as text."""
-        page = await self.store.load_thread_items(thread.id, None, 10, "asc", context)
-        lines: list[str] = []
+    async def _first_exchange(self, thread: ThreadMetadata, context: RequestContext) -> str | None:
+        """The thread's first message and first reply as text; None before the reply."""
+        page = await self.store.load_thread_items(thread.id, None, FIRST_ITEMS, "asc", context)
+        first: str | None = None
         for item in page.data:
-            if isinstance(item, UserMessageItem) and not lines:
+            if isinstance(item, UserMessageItem) and first is None:
                 text = " ".join(
                     p.text for p in item.content if isinstance(p, UserMessageTextContent)
                 )
-                lines.append(f"User: {text[:EXCERPT_CHARS]}")
-            elif isinstance(item, AssistantMessageItem) and lines:
-                text = " ".join(part.text for part in item.content)
-                lines.append(f"Assistant: {text[:EXCERPT_CHARS]}")
-                break
-        return "\n".join(lines)
+                first = f"User: {text[:EXCERPT_CHARS]}"
+            elif isinstance(item, AssistantMessageItem) and first is not None:
+                reply = " ".join(part.text for part in item.content)
+                return f"{first}\nAssistant: {reply[:EXCERPT_CHARS]}"
+        if len(page.data) >= FIRST_ITEMS:  # no reply among the first items: give up
+            thread.metadata.pop(PENDING_KEY, None)
+        return None

@@ -69,6 +69,7 @@ class Turn:
         self.outcome = "cancelled"  # unless it completes or fails: the client went away
         self.error: str | None = None
         self.usage: Usage | None = None
+        self.model = provider.model_name
         self.metrics.active_streams.inc()
 
     def saw(self, event: ThreadStreamEvent) -> None:
@@ -101,7 +102,7 @@ class Turn:
             "user": user_hash(self.user_id),
             "thread": self.thread_id,
             "provider": self.provider.provider.name,
-            "model": self.provider.model_name,
+            "model": self.model,
             "ttft_ms": None if self.first_token is None else round(self.first_token * 1000),
             "duration_ms": round(duration * 1000),
             "tokens_in": tokens_in,
@@ -121,6 +122,13 @@ def note_usage(usage: Usage) -> None:
     turn = _turn.get()
     if turn is not None:
         turn.usage = usage
+
+
+def note_model(name: str) -> None:
+    """The model the turn runs: MODEL_NAME, or the one of MODEL_CHOICES it picked."""
+    turn = _turn.get()
+    if turn is not None:
+        turn.model = name
 
 
 class _Server(Protocol):
