@@ -274,7 +274,20 @@ class Database:
                 f"SELECT id, data FROM {table} WHERE user_id = $1 ORDER BY id", user_id
             )
             rows.extend((table, str(r[0]), str(r[1])) for r in found)
+        if self.has_table("chatkit_feedback"):  # migration 0004 on (not in older templates)
+            found = self.query(
+                "SELECT item_id, kind, rated_at FROM chatkit_feedback WHERE user_id = $1 "
+                "ORDER BY item_id",
+                user_id,
+            )
+            rows.extend(("chatkit_feedback", str(r[0]), f"{r[1]} {r[2]}") for r in found)
         return rows
+
+    def has_table(self, name: str) -> bool:
+        if self.kind == "sqlite":
+            sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+            return bool(self.query(sql, name)[0][0])
+        return self.query("SELECT to_regclass($1) IS NOT NULL", name)[0][0] is True
 
     def integrity(self) -> str:
         if self.kind == "sqlite":

@@ -52,6 +52,7 @@ class Sizes:
     upload_fuzz_requests: int  # per project
     concurrent_uploads: int
     upload_crash_rounds: int  # alternately a first upload and a replacing one
+    action_fuzz_requests: int  # per project: widget actions and client tool outputs
 
 
 FULL = Sizes(
@@ -64,6 +65,7 @@ FULL = Sizes(
     upload_fuzz_requests=1200,
     concurrent_uploads=50,
     upload_crash_rounds=4,
+    action_fuzz_requests=1000,
 )
 QUICK = Sizes(
     fuzz_requests=150,
@@ -75,6 +77,7 @@ QUICK = Sizes(
     upload_fuzz_requests=200,
     concurrent_uploads=50,
     upload_crash_rounds=2,
+    action_fuzz_requests=140,
 )
 
 

@@ -231,10 +231,26 @@ def test_json_logs_hold_no_message_text_and_no_secrets(
     assert metrics["refused 413"] > 0
 
 
+@pytest.mark.parametrize("project", PROJECTS)
+def test_fuzzed_widget_actions_and_tool_outputs_change_nothing_of_others(
+    quick_run: tuple[Rows, str], project: str
+) -> None:
+    metrics = row(quick_run, "17", project)
+    assert metrics["requests"] >= 140
+    assert metrics["5xx"] == metrics["transport errors"] == metrics["unhandled exceptions"] == 0
+    assert metrics["worker alive"] == 1 and metrics["health"] == 200
+    assert metrics["cross-user requests"] > 0
+    assert metrics["cross-user accepted"] == metrics["reads"] == metrics["changed"] == 0
+    assert metrics["her card refreshes"] == metrics["her call answered"] == 1
+    assert metrics["actions accepted"] > 0 and metrics["outputs accepted"] > 0
+    assert metrics["broken threads"] == 0
+    assert metrics["own cards refreshed"] == metrics["own cards"] == 2
+
+
 def test_the_report_has_every_check(quick_run: tuple[Rows, str]) -> None:
     rows, report = quick_run
-    assert len(rows) == 32
+    assert len(rows) == 34
     assert "mode: quick (CI)" in report
     numbers = ("1.", "2.", "2b.", "3.", "4.", "5.", "6.", "7.", "8.", "9.")
-    for number in (*numbers, "10.", "11.", "12.", "13.", "14.", "15.", "16."):
+    for number in (*numbers, "10.", "11.", "12.", "13.", "14.", "15.", "16.", "17."):
         assert f"| {number} " in report

@@ -1,5 +1,5 @@
 """The checks, in the order they run; the report orders rows by number (issue #5's
-numbering, then 10-13 for attachments, issue #8)."""
+numbering, then 10-13 for attachments, issue #8; 17 for widgets and client tools, #12)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from reliability.checks import (
     upload_concurrency,
     upload_crash,
     upload_fuzz,
+    widget_actions,
 )
 from reliability.suite import Row, Suite
 
@@ -35,6 +36,8 @@ CHECKS: dict[str, Callable[[Suite], list[Row]]] = {
     "stateless": stateless.run,
     "isolation": isolation.run,
     "template-input": template_input.run,
+    # Widget actions and client tool outputs (issue #12), on main after the isolation check.
+    "widget-actions": widget_actions.run,
     # Attachments (issue #8), on the "uploads" backend; the kill -9 last of them.
     "upload-fuzz": upload_fuzz.run,
     "attachment-isolation": attachment_isolation.run,
@@ -59,6 +62,7 @@ ROLES_USED: dict[str, set[str]] = {
     "stateless": {"main", "peer"},
     "isolation": {"main"},
     "template-input": set(),
+    "widget-actions": {"main"},
     "upload-fuzz": {"uploads"},
     "attachment-isolation": {"uploads"},
     "upload-concurrency": {"uploads"},
