@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import struct
 import sys
 import tempfile
@@ -30,10 +31,12 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -42,6 +45,7 @@ from tests.browser_support.frontend_build import ENV_PREFIX, FRONTENDS, Frontend
 from tests.browser_support.servers import (
     FAKE_CHUNK_SIZE,
     FAKE_DELAY_SECONDS,
+    OTHER_MODEL,
     Server,
     Stack,
     image_summary,
@@ -270,9 +274,18 @@ class Page:
 def new_page(browser: Any, stack: Stack) -> Iterator[Any]:
     contexts = []
 
-    def make(color_scheme: str = "light", on: Stack | None = None, **options: Any) -> Page:
+    def make(
+        color_scheme: str = "light",
+        on: Stack | None = None,
+        timezone_id: str | None = None,
+        permissions: list[str] | None = None,
+        **options: Any,
+    ) -> Page:
         context = browser.new_context(
-            color_scheme=color_scheme, viewport={"width": 1100, "height": 800}
+            color_scheme=color_scheme,
+            viewport={"width": 1100, "height": 800},
+            timezone_id=timezone_id,
+            permissions=permissions,
         )
         contexts.append(context)
         return Page(on or stack, context, **options)
@@ -297,6 +310,10 @@ def test_settings_reach_the_component(stack: Stack, new_page: Any) -> None:
     assert options["startScreen"]["greeting"]
     assert len(options["startScreen"]["prompts"]) >= 2
     assert options["theme"]["colorScheme"] == "light"
+    # Beyond text: thumbs and retry on each reply, client tools and client widget actions.
+    assert options["threadItemActions"] == {"feedback": True, "retry": True}
+    assert options["onClientTool"] == "[function]"
+    assert options["widgets"] == {"onAction": "[function]"}
     assert page.page.title() == "My ChatKit App"
     assert page.page.get_by_text("TEST STAND-IN").first.is_visible()
     assert page.page.get_by_text(options["startScreen"]["greeting"]).is_visible()
@@ -1036,3 +1053,236 @@ def test_attachments_work_signed_in(signin_stack: Stack, new_page: Any) -> None:
     shown = page.page.locator("[data-role=user] [data-standin=message-image]")
     assert shown.count() == 1
     assert page.csp_violations() == []
+
+
+# --- beyond text: client tools, widgets and their actions, feedback, retry, model choice -----
+
+BROWSER_ZONE = "Pacific/Auckland"  # not the machine's: the answer can only come from the browser
+MODELS_PATH = "/chatkit/models"
+# The backend's store of thumbs up/down (migration 0004), in the stack's SQLite file.
+FEEDBACK_TABLE = "chatkit_feedback"
+
+
+def zone_from_tool_output(output: str | None) -> str:
+    """The zone in the client tool's output as the model got it (the page's JSON result)."""
+    try:
+        zone = json.loads(output or "")["time_zone"]
+    except (ValueError, KeyError, TypeError):
+        return f"no time_zone in the tool output {output!r}"
+    return str(zone)
+
+
+def wait_for_turn(page: Page, count: int, what: str) -> dict[str, Any]:
+    """The stand-in's turn number `count` (0-based), once it is done."""
+    turns = "window.__chatkitStandIn.turns"
+    page.wait_for(f"{turns}.length > {count} && {turns}[{count}].done", what)
+    turn: dict[str, Any] = page.record()["turns"][count]
+    assert turn["error"] is None, f"{what}: {turn['error']}\n{page.diagnostics()}"
+    return turn
+
+
+def click_widget_button(page: Page, action_type: str) -> dict[str, Any]:
+    """Clicks the card's button for `action_type`; the stand-in's record of the action."""
+    count = len(page.record()["widgetActions"])
+    page.page.locator(f"[data-standin=widget-button][data-action-type='{action_type}']").click()
+    actions = "window.__chatkitStandIn.widgetActions"
+    page.wait_for(f"{actions}.length > {count} && {actions}[{count}].done", f"{action_type}")
+    action: dict[str, Any] = page.record()["widgetActions"][count]
+    assert action["error"] is None, f"{action_type}: {action['error']}\n{page.diagnostics()}"
+    return action
+
+
+def card_times(zone: str) -> set[str]:
+    """What the card may show as the time in `zone` now (HH:MM, a minute either side)."""
+    now = datetime.now(ZoneInfo(zone))
+    return {f"{now + timedelta(minutes=m):%H:%M}" for m in (-1, 0, 1)}
+
+
+def stored_feedback(stack: Stack, item_id: str) -> list[str]:
+    """The kinds stored for `item_id` in the backend's feedback table."""
+    with contextlib.closing(sqlite3.connect(stack.workdir / "chat.db")) as db:
+        rows = db.execute(f"SELECT kind FROM {FEEDBACK_TABLE} WHERE item_id = ?", (item_id,))
+        return [kind for (kind,) in rows.fetchall()]
+
+
+def test_time_zone_comes_from_the_browser_and_the_card_acts(stack: Stack, new_page: Any) -> None:
+    """The question "what time is it for me?": the agent asks the page (onClientTool) for its
+    zone, the server tool shows a card in that zone, Refresh updates it in place without the
+    model, and Copy (a client action, widgets.onAction) puts its text on the clipboard."""
+    page = new_page(
+        timezone_id=BROWSER_ZONE, permissions=["clipboard-read", "clipboard-write"]
+    ).open()
+    steps, seen = stack.steps, []
+
+    def current_time(request: Any) -> Any:
+        seen.append(request.last_tool_output())
+        return steps.call("current_time", timezone=zone_from_tool_output(seen[-1]))
+
+    stack.fake.script(steps.call("get_browser_time_zone"), current_time, steps.say("Here it is."))
+    calls_before = len(stack.fake.requests)
+    with quick_replies(stack):
+        turn = page.send("what time is it for me?")
+    assert turn["error"] is None, page.diagnostics()
+    record = page.record()
+    # The page answered the client tool, and the stream went on from its answer.
+    answers = record["clientToolCalls"]
+    assert [(a["name"], a["params"], a["result"]) for a in answers] == [
+        ("get_browser_time_zone", {}, {"time_zone": BROWSER_ZONE})
+    ], page.diagnostics()
+    assert [r["type"] for r in turn["requests"]] == [
+        "threads.create",
+        "threads.add_client_tool_output",
+    ]
+    assert all(r["status"] == 200 for r in turn["requests"]), turn["requests"]
+    # The model saw the browser's zone as the tool's output and passed it on to current_time.
+    assert len(seen) == 1 and zone_from_tool_output(seen[0]) == BROWSER_ZONE, seen
+    assert len(stack.fake.requests) - calls_before == 3
+    assert stack.fake.script_left == 0
+    assert record["progress"], "current_time showed no progress"
+    assert record["streamOptions"] == {"allow_cancel": True}, "the stop button is off"
+    assert turn["assistantText"] == "Here it is."
+    # The card, in the browser's zone.
+    assert len(turn["widgetItemIds"]) == 1, turn["events"]
+    card_id = turn["widgetItemIds"][0]
+    card = page.page.locator(f"[data-role=widget][data-item-id='{card_id}']")
+    shown = card.inner_text()
+    assert BROWSER_ZONE in shown and any(t in shown for t in card_times(BROWSER_ZONE)), shown
+    page.screenshot("time-card")
+
+    # Refresh: a server action; the same card comes back refreshed, with no model call.
+    calls_before = len(stack.fake.requests)
+    refresh = click_widget_button(page, "time.refresh")
+    assert refresh["handler"] == "server" and refresh["payload"] == {"timezone": BROWSER_ZONE}
+    assert refresh["status"] == 200
+    action_turn = page.record()["turns"][-1]
+    assert action_turn["request"] == "threads.custom_action", action_turn
+    replaced = [e for e in action_turn["events"] if e["type"] == "thread.item.replaced"]
+    assert [e["itemId"] for e in replaced] == [card_id], action_turn["events"]
+    assert len(stack.fake.requests) == calls_before, "Refresh called the model"
+    assert page.page.locator("[data-role=widget]").count() == 1, "the card was not replaced"
+    shown = card.inner_text()
+    assert BROWSER_ZONE in shown and any(t in shown for t in card_times(BROWSER_ZONE)), shown
+
+    # Copy: handled in the page (widgets.onAction), never sent to the backend.
+    requests_before = len(page.record()["requests"])
+    copy = click_widget_button(page, "time.copy")
+    assert copy["handler"] == "client"
+    assert len(page.record()["requests"]) == requests_before, "Copy went to the backend"
+    copied = page.page.evaluate("navigator.clipboard.readText()")
+    assert copied == copy["payload"]["text"] and BROWSER_ZONE in copied, copied
+
+    # The card is stored: a reload shows it again, with its buttons.
+    page.reload()
+    items = page.record()["initial"]["items"]
+    assert [i["role"] for i in items if i["role"] != "client_tool_call"] == [
+        "user",
+        "widget",
+        "assistant",
+    ], items
+    assert BROWSER_ZONE in card.inner_text()
+    assert card.locator("[data-standin=widget-button]").count() == 2
+    assert page.csp_violations() == [], page.csp_violations()
+
+
+def test_client_tools_and_actions_unknown_to_the_page_say_so(stack: Stack, new_page: Any) -> None:
+    """An unknown client tool gets an error result at once (the model is told; the turn goes
+    on); an unknown client action is a console error naming where to add it."""
+    page = new_page().open()
+    result = page.page.evaluate(
+        "window.__chatkitStandIn.element._options.onClientTool({name: 'no_such_tool', params: {}})"
+    )
+    assert set(result) == {"error"}, result
+    assert "no_such_tool" in result["error"] and "src/lib/client-tools.ts" in result["error"]
+    assert "get_browser_time_zone" in result["error"], "the error does not list the known tools"
+    page.page.evaluate(
+        "window.__chatkitStandIn.element._options.widgets.onAction("
+        "{type: 'no.such.action', payload: {}}, {id: 'x', widget: {type: 'Card', children: []}})"
+    )
+    line = page.wait_for_console("no.such.action")
+    assert line.startswith("error:") and "src/lib/widget-actions.ts" in line, line
+
+
+def test_thumbs_up_persists_across_a_reload(stack: Stack, new_page: Any) -> None:
+    page = new_page().open()
+    with quick_replies(stack):
+        turn = page.send("rate this reply")
+    assert turn["error"] is None, page.diagnostics()
+    reply = turn["assistantItemIds"][0]
+    page.page.locator(f"[data-standin=thumbs-up][data-item-id='{reply}']").click()
+    page.wait_for("window.__chatkitStandIn.feedback[0]?.done", "the thumbs up")
+    sent = page.record()["feedback"]
+    assert [(f["itemIds"], f["kind"], f["status"], f["error"]) for f in sent] == [
+        ([reply], "positive", 200, None)
+    ], page.diagnostics()
+    page.reload()
+    assert reply in [item["id"] for item in page.record()["initial"]["items"]]
+    assert stored_feedback(stack, reply) == ["positive"]
+    # The reloaded reply takes a change of mind: the same row, now negative.
+    page.page.locator(f"[data-standin=thumbs-down][data-item-id='{reply}']").click()
+    page.wait_for("window.__chatkitStandIn.feedback[0]?.done", "the thumbs down")
+    assert page.record()["feedback"][0]["kind"] == "negative"
+    assert page.record()["feedback"][0]["status"] == 200, page.diagnostics()
+    assert stored_feedback(stack, reply) == ["negative"]
+
+
+def test_retry_gives_a_new_reply(stack: Stack, new_page: Any) -> None:
+    page = new_page().open()
+    with quick_replies(stack):
+        first = page.send("tell me something")
+        assert first["error"] is None, page.diagnostics()
+        old = first["assistantItemIds"][0]
+        stack.fake.script(stack.steps.say("A second try."))
+        count = len(page.record()["turns"])
+        page.page.locator(f"[data-standin=retry][data-item-id='{old}']").click()
+        retried = wait_for_turn(page, count, "the retried reply")
+    assert retried["request"] == "threads.retry_after_item"
+    assert retried["assistantText"] == "A second try."
+    assert len(retried["assistantItemIds"]) == 1 and retried["assistantItemIds"] != [old]
+    assert stack.fake.requests[-1].last_user_text() == "tell me something"
+    assert page.page.locator(f"[data-item-id='{old}']").count() == 0
+    page.reload()
+    items = page.record()["initial"]["items"]
+    assert [(i["role"], i["id"]) for i in items] == [
+        ("user", items[0]["id"]),
+        ("assistant", retried["assistantItemIds"][0]),
+    ], "the old reply is still stored"
+
+
+def test_model_picker_offers_the_backends_models(stack: Stack, new_page: Any) -> None:
+    page = new_page().open()
+    page.wait_for("window.__chatkitStandIn.options.composer.models", "the model list")
+    with urllib.request.urlopen(stack.backend_url + MODELS_PATH, timeout=10) as response:
+        offered = json.load(response)["models"]
+    assert [m["id"] for m in offered] == ["fake-model", OTHER_MODEL]
+    assert page.record()["options"]["composer"]["models"] == offered
+    page.page.locator("[data-standin=model]").select_option(OTHER_MODEL)
+    with quick_replies(stack):
+        turn = page.send("which model are you?")
+    assert turn["error"] is None and turn["model"] == OTHER_MODEL, page.diagnostics()
+    assert stack.fake.requests[-1].json["model"] == OTHER_MODEL
+
+
+def test_without_models_there_is_no_picker_and_no_wait(stack: Stack, new_page: Any) -> None:
+    """The widget does not wait for the model list; without one there is no picker."""
+    page = new_page(hold=MODELS_PATH).open()
+    assert page.held, "the page never asked for the model list"
+    assert "models" not in page.record()["options"]["composer"]
+    page.fail_held()
+    page.wait_for_console("The model picker is off")
+    assert page.page.locator("[data-standin=model]").count() == 0
+    with quick_replies(stack):
+        turn = page.send("hello with the default model")
+    assert turn["error"] is None and turn["model"] is None, page.diagnostics()
+    # A backend that offers no choice (an empty MODEL_CHOICES): no picker either. The policy
+    # waits until the empty list is in, so the options it brings come after the list's.
+    empty = new_page(hold=POLICY_PATH)
+    empty.context.route(
+        f"{empty.origin}{MODELS_PATH}", lambda route: route.fulfill(json={"models": []})
+    )
+    with empty.page.expect_response(f"{empty.origin}{MODELS_PATH}"):
+        empty.open()
+    for held in empty.held:
+        held.continue_()
+    empty.wait_for("window.__chatkitStandIn.options.composer.attachments", "the policy")
+    assert "models" not in empty.record()["options"]["composer"]
+    assert empty.page.locator("[data-standin=model]").count() == 0

@@ -244,12 +244,14 @@ def test_no_frontend_leaves_no_frontend_folders(tmp_path: Path) -> None:
 
 
 def test_nextjs_route_handlers_share_one_proxy() -> None:
-    """/chatkit and /chatkit/attachments/** pass requests on through src/lib/backend-proxy.ts:
-    one proxy (headers, cookies, forwarded origin, streaming), no copy per route."""
+    """/chatkit, /chatkit/attachments/** and /chatkit/models pass requests on through
+    src/lib/backend-proxy.ts: one proxy (headers, cookies, forwarded origin, streaming), no
+    copy per route."""
     nextjs = files("nextjs")
     routes = sorted(name for name in nextjs if re.fullmatch(r"src/app/.*route\.ts", name))
     assert routes == [
         "src/app/chatkit/attachments/[...path]/route.ts",
+        "src/app/chatkit/models/route.ts",
         "src/app/chatkit/route.ts",
     ]
     for name in routes:

@@ -27,6 +27,23 @@
  * (input.attachments); image attachments show their preview_url as an <img>, in the
  * composer and in the sent message.
  *
+ * Beyond text, as ChatKit does:
+ *  - client tools: when a stream ends with a pending `client_tool_call` item, it calls the
+ *    page's options.onClientTool({name, params}) and posts the result as
+ *    `threads.add_client_tool_output {thread_id, result}`, streaming the continuation into
+ *    the same turn (record.clientToolCalls);
+ *  - widgets: widget items (type "widget") show their text and buttons; a click sends the
+ *    button's onClickAction: handler "client" to the page's options.widgets.onAction(action,
+ *    {id, widget}), any other to the backend as `threads.custom_action {thread_id, item_id,
+ *    action}` (record.widgetActions); `thread.item.replaced` and widget updates apply;
+ *  - options.threadItemActions: thumbs up/down on each reply post `items.feedback
+ *    {thread_id, item_ids, kind}` (record.feedback); retry posts `threads.retry_after_item
+ *    {thread_id, item_id: the user message before it}` after dropping what followed it;
+ *  - options.composer.models: a model picker; each message carries
+ *    inference_options.model;
+ *  - `stream_options` (allow_cancel: the stop button) and `progress_update` events are
+ *    recorded (record.streamOptions, record.progress).
+ *
  * Everything it sees is recorded on window.__chatkitStandIn for the tests.
  */
 (() => {
@@ -47,6 +64,11 @@
     attachments: [],        // one per file picked: see attachFiles()
     initial: null,          // what was loaded after the first setOptions
     errors: [],             // errors reported through chatkit.error
+    clientToolCalls: [],    // {name, params, result, error}: see _answerClientTools()
+    widgetActions: [],      // {itemId, type, handler, payload, status, error, done}
+    feedback: [],           // {itemIds, kind, status}
+    streamOptions: null,    // the last stream_options event's stream_options
+    progress: [],           // the text of each progress_update event
     element: null,
   };
   window.__chatkitStandIn = record;
@@ -56,11 +78,11 @@
       JSON.stringify(value, (_key, v) => (typeof v === "function" ? "[function]" : v)),
     );
 
-  function userInput(text, attachmentIds = []) {
+  function userInput(text, attachmentIds = [], model = null) {
     return {
       content: [{ type: "input_text", text }],
       attachments: attachmentIds,
-      inference_options: {},
+      inference_options: model ? { model } : {},
     };
   }
 
@@ -74,10 +96,12 @@
     constructor() {
       super();
       this._options = null;
-      this._items = new Map(); // item id -> {id, role, text}
+      this._items = new Map(); // item id -> {id, role, text, images, widget, ...}
       this._order = [];
       this._threads = [];
       this._pending = []; // uploaded attachments waiting for the next message
+      this._model = null; // the model picked in the composer (options.composer.models)
+      this._buttons = []; // the rendered widget buttons: {itemId, action}
       this.attachShadow({ mode: "open" });
     }
 
@@ -124,7 +148,9 @@
       if (record.threadId) await this._openThread(record.threadId);
     }
 
-    async sendCustomAction() {}
+    async sendCustomAction(action, itemId) {
+      await this._serverAction(action, itemId || null);
+    }
 
     async showHistory() {
       await this._loadThreads();
@@ -160,15 +186,12 @@
       return payload;
     }
 
-    /** Sends `text` as the real composer does; resolves with what the stream carried. */
-    async send(text) {
-      const attachmentIds = this._pending.map((attachment) => attachment.id);
-      this._pending = [];
-      this._renderPending();
+    _newTurn(request, text = null, attachments = []) {
       const turn = {
         text,
-        attachments: attachmentIds,
-        request: record.threadId ? "threads.add_user_message" : "threads.create",
+        attachments,
+        request,
+        requests: [], // every request of the turn: {type, status}
         status: null,
         contentType: null,
         events: [],
@@ -177,57 +200,112 @@
         endMs: null,
         threadId: record.threadId,
         assistantItemIds: [],
+        widgetItemIds: [],
         assistantText: "",
+        model: null,
         error: null,
         done: false,
+        startedAt: performance.now(),
       };
       record.turns.push(turn);
+      return turn;
+    }
+
+    /** Sends `text` as the real composer does; resolves with what the stream carried. */
+    async send(text) {
+      const attachmentIds = this._pending.map((attachment) => attachment.id);
+      this._pending = [];
+      this._renderPending();
+      const model = this._pickedModel();
+      const input = userInput(text, attachmentIds, model);
       const body = record.threadId
-        ? {
-            type: "threads.add_user_message",
-            params: { thread_id: record.threadId, input: userInput(text, attachmentIds) },
-          }
-        : { type: "threads.create", params: { input: userInput(text, attachmentIds) } };
-      const started = performance.now();
-      const since = () => Math.round(performance.now() - started);
+        ? { type: "threads.add_user_message", params: { thread_id: record.threadId, input } }
+        : { type: "threads.create", params: { input } };
+      const turn = this._newTurn(body.type, text, attachmentIds);
+      turn.model = model;
+      return this._respond(turn, body);
+    }
+
+    /**
+     * One response: `body`'s stream, then, while it ends with a pending client tool call, the
+     * page's answer and the stream that continues from it.
+     */
+    async _respond(turn, body) {
       this._emit("chatkit.response.start");
       try {
-        const response = await this._post(body);
-        turn.status = response.status;
-        turn.contentType = response.headers.get("content-type");
-        if (!response.ok || !turn.contentType?.startsWith("text/event-stream")) {
-          throw new Error(`${body.type}: HTTP ${response.status} ${await response.text()}`);
-        }
-        const reader = response.body.getReader();
-        const decoder = new TextDecoder();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += decoder.decode(value, { stream: true });
-          let cut;
-          while ((cut = buffer.indexOf("\n\n")) >= 0) {
-            const block = buffer.slice(0, cut);
-            buffer = buffer.slice(cut + 2);
-            const data = block
-              .split("\n")
-              .filter((line) => line.startsWith("data:"))
-              .map((line) => line.slice(5).trimStart())
-              .join("\n");
-            if (data) this._onEvent(JSON.parse(data), turn, since());
-          }
-        }
-        turn.endMs = since();
+        await this._stream(turn, body);
+        await this._answerClientTools(turn);
       } catch (error) {
         turn.error = String(error);
         this._reportError(error);
       } finally {
+        turn.endMs = Math.round(performance.now() - turn.startedAt);
         this._emit("chatkit.response.end");
         // The history panel shows the (possibly new or renamed) thread.
         await this._loadThreads().catch(() => {});
         turn.done = true;
       }
       return turn;
+    }
+
+    /** Posts `body` and applies each event of the text/event-stream answer to `turn`. */
+    async _stream(turn, body) {
+      const since = () => Math.round(performance.now() - turn.startedAt);
+      const response = await this._post(body);
+      const contentType = response.headers.get("content-type");
+      turn.requests.push({ type: body.type, status: response.status });
+      if (turn.status === null) {
+        turn.status = response.status;
+        turn.contentType = contentType;
+      }
+      if (!response.ok || !contentType?.startsWith("text/event-stream")) {
+        throw new Error(`${body.type}: HTTP ${response.status} ${await response.text()}`);
+      }
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = block
+            .split("\n")
+            .filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).trimStart())
+            .join("\n");
+          if (data) this._onEvent(JSON.parse(data), turn, since());
+        }
+      }
+    }
+
+    /** As ChatKit does: the thread's last item a pending client tool call -> the page answers. */
+    async _answerClientTools(turn) {
+      for (let round = 0; round < 5; round += 1) {
+        const last = this._items.get(this._order[this._order.length - 1]);
+        if (!last || last.type !== "client_tool_call" || last.status !== "pending") return;
+        const call = { itemId: last.id, name: last.name, params: last.arguments, result: null, error: null };
+        record.clientToolCalls.push(call);
+        const onClientTool = this._options?.onClientTool;
+        if (typeof onClientTool !== "function") {
+          call.error = "the page gives no onClientTool";
+          throw new Error(`client tool ${last.name}: ${call.error}`);
+        }
+        try {
+          call.result = jsonSafe((await onClientTool({ name: last.name, params: last.arguments || {} })) ?? null);
+        } catch (error) {
+          call.error = String(error);
+          throw error;
+        }
+        last.status = "completed";
+        await this._stream(turn, {
+          type: "threads.add_client_tool_output",
+          params: { thread_id: record.threadId, result: call.result },
+        });
+      }
     }
 
     _onEvent(event, turn, ms) {
@@ -238,17 +316,30 @@
           this._emit("chatkit.thread.change", { threadId: event.thread.id });
           break;
         case "thread.item.added":
-        case "thread.item.done": {
+        case "thread.item.done":
+        case "thread.item.replaced": {
           const item = event.item;
           entry.itemId = item.id;
           entry.itemType = item.type;
-          this._upsert(item.id, item.type, textOf(item), item.attachments);
+          this._upsert(item);
           if (item.type === "assistant_message") {
             if (!turn.assistantItemIds.includes(item.id)) turn.assistantItemIds.push(item.id);
-            if (event.type === "thread.item.done") turn.assistantText = textOf(item);
+            if (event.type !== "thread.item.added") turn.assistantText = textOf(item);
           }
+          if (item.type === "widget" && !turn.widgetItemIds.includes(item.id)) turn.widgetItemIds.push(item.id);
           break;
         }
+        case "thread.item.removed":
+          entry.itemId = event.item_id;
+          this._remove(event.item_id);
+          break;
+        case "stream_options":
+          record.streamOptions = event.stream_options;
+          break;
+        case "progress_update":
+          entry.text = event.text;
+          record.progress.push(event.text);
+          break;
         case "thread.item.updated": {
           entry.itemId = event.item_id;
           entry.update = event.update?.type;
@@ -256,7 +347,9 @@
             turn.deltas.push({ itemId: event.item_id, delta: event.update.delta, ms });
             if (turn.firstDeltaMs === null) turn.firstDeltaMs = ms;
             const current = this._items.get(event.item_id);
-            this._upsert(event.item_id, "assistant_message", (current?.text || "") + event.update.delta);
+            if (current) current.text += event.update.delta;
+          } else {
+            this._updateWidget(event.item_id, event.update);
           }
           break;
         }
@@ -310,9 +403,7 @@
       });
       this._items.clear();
       this._order = [];
-      for (const item of page?.data || []) {
-        this._upsert(item.id, item.type, textOf(item), item.attachments);
-      }
+      for (const item of page?.data || []) this._upsert(item);
       record.threadId = threadId;
       this._emit("chatkit.thread.change", { threadId });
       this._render();
@@ -326,12 +417,145 @@
       this._render();
     }
 
-    _upsert(id, type, text, attachments) {
-      if (type !== "user_message" && type !== "assistant_message") return;
-      if (!this._items.has(id)) this._order.push(id);
-      const role = type === "user_message" ? "user" : "assistant";
-      const images = (attachments || []).filter((a) => a.type === "image").map((a) => a.preview_url);
-      this._items.set(id, { id, role, text, images: images.length ? images : this._items.get(id)?.images || [] });
+    /** Keeps the items the stand-in shows: messages, widgets and client tool calls. */
+    _upsert(item) {
+      const roles = {
+        user_message: "user",
+        assistant_message: "assistant",
+        widget: "widget",
+        client_tool_call: "client_tool_call",
+      };
+      const role = roles[item.type];
+      if (!role) return;
+      if (!this._items.has(item.id)) this._order.push(item.id);
+      const before = this._items.get(item.id);
+      const images = (item.attachments || []).filter((a) => a.type === "image").map((a) => a.preview_url);
+      this._items.set(item.id, {
+        id: item.id,
+        type: item.type,
+        role,
+        text: item.type === "widget" ? widgetText(item.widget) : textOf(item),
+        images: images.length ? images : before?.images || [],
+        ...(item.type === "widget" && { widget: item.widget, copyText: item.copy_text ?? null }),
+        ...(item.type === "client_tool_call" && {
+          name: item.name,
+          arguments: item.arguments,
+          status: item.status,
+          output: item.output ?? null,
+        }),
+      });
+    }
+
+    _remove(id) {
+      this._items.delete(id);
+      this._order = this._order.filter((other) => other !== id);
+    }
+
+    /** `thread.item.updated` for a widget: the new root, or one component replaced. */
+    _updateWidget(itemId, update) {
+      const item = this._items.get(itemId);
+      if (!item || item.type !== "widget" || !update) return;
+      if (update.type === "widget.root.updated") item.widget = update.widget;
+      else if (update.type === "widget.component.updated") {
+        item.widget = replaceComponent(item.widget, update.component_id, update.component);
+      } else if (update.type === "widget.streaming_text.value_delta") {
+        item.widget = replaceComponent(item.widget, update.component_id, (node) => ({
+          ...node,
+          value: (node.value || "") + update.delta,
+        }));
+      } else return;
+      item.text = widgetText(item.widget);
+    }
+
+    // ---- widget actions, feedback, retry, the model picker -------------------
+
+    /** A widget button's click, as ChatKit handles it. */
+    async _widgetAction(itemId, config) {
+      const action = { type: config.type, payload: config.payload ?? {} };
+      const handler = config.handler === "client" ? "client" : "server";
+      const entry = { itemId, type: action.type, handler, payload: action.payload, status: null, error: null, done: false };
+      record.widgetActions.push(entry);
+      try {
+        if (handler === "client") {
+          const onAction = this._options?.widgets?.onAction;
+          if (typeof onAction !== "function") throw new Error("the page gives no widgets.onAction");
+          const item = this._items.get(itemId);
+          await onAction(action, { id: itemId, widget: item?.widget });
+        } else {
+          const turn = await this._serverAction(action, itemId);
+          entry.status = turn.status;
+          if (turn.error) entry.error = turn.error;
+        }
+      } catch (error) {
+        entry.error = String(error);
+        this._reportError(error);
+      } finally {
+        entry.done = true;
+      }
+    }
+
+    /** `threads.custom_action`: the backend's action() streams its answer (e.g. the refreshed card). */
+    async _serverAction(action, itemId) {
+      const turn = this._newTurn("threads.custom_action");
+      return this._respond(turn, {
+        type: "threads.custom_action",
+        params: { thread_id: record.threadId, item_id: itemId, action },
+      });
+    }
+
+    async _feedback(itemId, kind) {
+      const entry = { itemIds: [itemId], kind, status: null, error: null, done: false };
+      record.feedback.push(entry);
+      try {
+        const response = await this._post({
+          type: "items.feedback",
+          params: { thread_id: record.threadId, item_ids: [itemId], kind },
+        });
+        entry.status = response.status;
+        if (!response.ok) throw new Error(`items.feedback: HTTP ${response.status} ${await response.text()}`);
+        const item = this._items.get(itemId);
+        if (item) item.feedback = kind;
+        this._renderMessages();
+      } catch (error) {
+        entry.error = String(error);
+        this._reportError(error);
+      } finally {
+        entry.done = true;
+      }
+    }
+
+    /** Retry a reply: what followed the user message before it goes, and the reply is redone. */
+    async retry(itemId) {
+      const at = this._order.indexOf(itemId);
+      const userId = this._order
+        .slice(0, at)
+        .reverse()
+        .find((id) => this._items.get(id)?.role === "user");
+      const turn = this._newTurn("threads.retry_after_item");
+      turn.retriedItemId = itemId;
+      if (!userId) {
+        turn.error = `no user message before ${itemId}`;
+        turn.done = true;
+        return turn;
+      }
+      for (const id of this._order.slice(this._order.indexOf(userId) + 1)) this._remove(id);
+      this._renderMessages();
+      return this._respond(turn, {
+        type: "threads.retry_after_item",
+        params: { thread_id: record.threadId, item_id: userId },
+      });
+    }
+
+    _models() {
+      const models = this._options?.composer?.models;
+      return Array.isArray(models) && models.length > 0 ? models : null;
+    }
+
+    _pickedModel() {
+      const models = this._models();
+      if (!models) return null;
+      if (this._model && models.some((m) => m.id === this._model && !m.disabled)) return this._model;
+      return (models.find((m) => m.default) || models.find((m) => !m.disabled) || models[0]).id;
     }
 
     // ---- attachments: what ChatKit's composer does with a picked file ---------
@@ -466,6 +690,13 @@
       const current = this._threads.find((t) => t.id === record.threadId);
       const attachments = this._attachmentOptions();
       const accept = Object.entries(attachments?.accept || {}).flatMap(([mime, ext]) => [mime, ...ext]);
+      const models = this._models();
+      const picked = this._pickedModel();
+      const modelPicker = models
+        ? `<select data-standin="model">${models
+            .map((m) => `<option value="${escape(m.id)}"${m.id === picked ? " selected" : ""}${m.disabled ? " disabled" : ""}>${escape(m.label)}</option>`)
+            .join("")}</select>`
+        : "";
       const attachPicker = attachments
         ? `<label class="attach" data-standin="attach">Attach<input type="file" multiple data-standin="file" accept="${escape(accept.join(","))}" hidden /></label>`
         : "";
@@ -493,6 +724,11 @@
           .pending { display: flex; gap: 6px; padding: 0 8px; }
           .pending img, .msg img { width: 48px; display: block; margin-bottom: 4px; image-rendering: pixelated; }
           .attach { align-self: center; cursor: pointer; font-size: 12px; }
+          .widget { border: 1px solid #8886; border-radius: 10px; padding: 8px 10px; margin: 6px 0; max-width: 80%; }
+          .widget button, .actions button { margin: 4px 4px 0 0; font-size: 12px; }
+          .actions { margin: -2px 0 6px; }
+          .actions .chosen { outline: 2px solid #3b82f6; }
+          .tool { font-size: 11px; opacity: .7; }
         </style>
         <div class="wrap">
           <div class="label"><span data-standin="label">TEST STAND-IN — not OpenAI ChatKit</span></div>
@@ -509,11 +745,15 @@
           <div class="pending" data-standin="pending"></div>
           <form data-standin="composer">
             ${attachPicker}
+            ${modelPicker}
             <input data-standin="input" placeholder="${escape(options.composer?.placeholder || "Message the AI")}" />
             <button type="submit" data-standin="send">Send</button>
           </form>
-          <div class="meta" data-standin="meta">api.url=${escape(options.api?.url || "")} · domainKey=${escape(options.api?.domainKey || "")} · theme=${dark ? "dark" : "light"} · attachments=${attachments ? `on (max ${attachments.maxCount} × ${attachments.maxSize} bytes)` : "off"}</div>
+          <div class="meta" data-standin="meta">api.url=${escape(options.api?.url || "")} · domainKey=${escape(options.api?.domainKey || "")} · theme=${dark ? "dark" : "light"} · feedback=${options.threadItemActions?.feedback ? "on" : "off"} · retry=${options.threadItemActions?.retry ? "on" : "off"} · attachments=${attachments ? `on (max ${attachments.maxCount} × ${attachments.maxSize} bytes)` : "off"}</div>
         </div>`;
+      root.querySelector("[data-standin=model]")?.addEventListener("change", (event) => {
+        this._model = event.target.value;
+      });
       root.querySelector("[data-standin=file]")?.addEventListener("change", (event) => {
         const picked = [...event.target.files];
         event.target.value = "";
@@ -550,16 +790,77 @@
         );
         return;
       }
+      const actions = this._options?.threadItemActions || {};
+      this._buttons = [];
       box.innerHTML = this._order
         .map((id) => this._items.get(id))
-        .map(
-          (m) =>
-            `<div class="msg ${m.role}" data-role="${m.role}" data-item-id="${escape(m.id)}">${m.images
-              .map((url) => `<img data-standin="message-image" src="${escape(url)}" alt="" />`)
-              .join("")}${escape(m.text)}</div>`,
-        )
+        .map((m) => {
+          if (m.role === "widget") {
+            return `<div class="widget" data-role="widget" data-item-id="${escape(m.id)}">${this._widgetHtml(m.id, m.widget)}</div>`;
+          }
+          if (m.role === "client_tool_call") {
+            return `<div class="tool" data-role="client_tool_call" data-item-id="${escape(m.id)}">client tool ${escape(m.name)}: ${escape(m.status)}</div>`;
+          }
+          const message = `<div class="msg ${m.role}" data-role="${m.role}" data-item-id="${escape(m.id)}">${m.images
+            .map((url) => `<img data-standin="message-image" src="${escape(url)}" alt="" />`)
+            .join("")}${escape(m.text)}</div>`;
+          if (m.role !== "assistant" || !(actions.feedback || actions.retry)) return message;
+          const id = escape(m.id);
+          const chosen = (kind) => (m.feedback === kind ? ' class="chosen"' : "");
+          return `${message}<div class="actions" data-standin="item-actions" data-item-id="${id}">${
+            actions.feedback
+              ? `<button type="button" data-standin="thumbs-up" data-item-id="${id}"${chosen("positive")}>Thumbs up</button>` +
+                `<button type="button" data-standin="thumbs-down" data-item-id="${id}"${chosen("negative")}>Thumbs down</button>`
+              : ""
+          }${actions.retry ? `<button type="button" data-standin="retry" data-item-id="${id}">Retry</button>` : ""}</div>`;
+        })
         .join("");
+      box.querySelectorAll("[data-standin=widget-button]").forEach((button) =>
+        button.addEventListener("click", () => {
+          const { itemId, action } = this._buttons[Number(button.dataset.button)];
+          this._widgetAction(itemId, action);
+        }),
+      );
+      for (const [selector, kind] of [["thumbs-up", "positive"], ["thumbs-down", "negative"]]) {
+        box.querySelectorAll(`[data-standin=${selector}]`).forEach((button) =>
+          button.addEventListener("click", () => this._feedback(button.dataset.itemId, kind)),
+        );
+      }
+      box.querySelectorAll("[data-standin=retry]").forEach((button) =>
+        button.addEventListener("click", () => this.retry(button.dataset.itemId)),
+      );
     }
+
+    /** A widget tree as plain HTML: its text components, and its buttons (with their actions). */
+    _widgetHtml(itemId, node) {
+      if (!node || typeof node !== "object") return "";
+      const children = (node.children || []).map((child) => this._widgetHtml(itemId, child)).join("");
+      if (node.type === "Button") {
+        const index = this._buttons.push({ itemId, action: node.onClickAction || null }) - 1;
+        const disabled = node.onClickAction ? "" : " disabled";
+        return `<button type="button" data-standin="widget-button" data-button="${index}" data-action-type="${escape(
+          node.onClickAction?.type || "",
+        )}"${disabled}>${escape(node.label || "")}</button>`;
+      }
+      const text = typeof node.value === "string" ? `<div data-standin="widget-text">${escape(node.value)}</div>` : "";
+      return `<div data-widget-type="${escape(node.type || "")}">${text}${children}</div>`;
+    }
+  }
+
+  /** The text a widget tree shows (its components' `value`s), one per line. */
+  function widgetText(node) {
+    if (!node || typeof node !== "object") return "";
+    const own = typeof node.value === "string" ? [node.value] : [];
+    if (node.type === "Button" && node.label) own.push(node.label);
+    return [...own, ...(node.children || []).map(widgetText)].filter(Boolean).join("\n");
+  }
+
+  /** The widget tree with the component `id` replaced (by `next`, or by `next(old)`). */
+  function replaceComponent(node, id, next) {
+    if (!node || typeof node !== "object") return node;
+    if (node.id === id) return typeof next === "function" ? next(node) : next;
+    if (!Array.isArray(node.children)) return node;
+    return { ...node, children: node.children.map((child) => replaceComponent(child, id, next)) };
   }
 
   function escape(text) {

@@ -22,6 +22,8 @@ from tests.browser_support.nginx import nginx_command
 # reply is ~50 characters, so ~12 deltas 0.15 s apart.
 FAKE_CHUNK_SIZE = 4
 FAKE_DELAY_SECONDS = 0.15
+# The second model the backend offers (MODEL_CHOICES); the fake answers any name.
+OTHER_MODEL = "fake-model-mini"
 
 
 def load_fake_provider(backend: Path) -> ModuleType:
@@ -140,8 +142,10 @@ class Stack:
                 build.api_url_var: build.api_url,
                 "CSP_ENFORCE": "1",  # as the build (servers that read it at start)
             }
-        # In this process, so the tests can read what the model was sent (`fake.requests`).
+        # In this process, so the tests can read what the model was sent (`fake.requests`)
+        # and script what it does (`fake.script(steps.call(...), steps.say(...))`).
         fake_module = load_fake_provider(backend)
+        self.steps = fake_module
         self.fake = fake_module.FakeProvider(
             chunk_size=FAKE_CHUNK_SIZE,
             delay_seconds=FAKE_DELAY_SECONDS,
@@ -171,6 +175,8 @@ class Stack:
                     "SESSION_SECRET": "browser-test-session-secret-0123456789abcdef",
                     "CORS_ORIGINS": self.frontend_url,
                     "MCP_SERVER_URL": "",
+                    # The composer's model picker offers these (MODEL_NAME is the default).
+                    "MODEL_CHOICES": f"fake-model,{OTHER_MODEL}",
                     **(backend_env or {}),
                 },
                 workdir,

@@ -15,6 +15,9 @@ import {
   type Problem,
 } from "../lib/chatkit-errors";
 import { useChatKitScript, type ScriptStatus } from "../lib/chatkit-script";
+import { runClientTool } from "../lib/client-tools";
+import { useModelChoices } from "../lib/models";
+import { handleWidgetAction } from "../lib/widget-actions";
 import { ProblemNotice } from "./ProblemNotice";
 
 export function ChatWidget() {
@@ -80,6 +83,8 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
   // The widget starts without attachments and gets them once the backend's policy arrives.
   const attachments = useAttachmentPolicy(CHATKIT_API_URL, chatFetch);
   const uploads = attachments?.enabled === true;
+  // The same for the model picker: none until the backend's list (MODEL_CHOICES) arrives.
+  const models = useModelChoices(CHATKIT_API_URL, chatFetch);
 
   const chatkit = useChatKit({
     api: {
@@ -97,7 +102,15 @@ function ChatPanel({ hostname, domainKey, scriptStatus }: PanelProps) {
     composer: {
       placeholder: SITE.composerPlaceholder,
       ...(uploads && { attachments }),
+      ...(models && { models }),
     },
+    // Thumbs up/down (stored by the backend) and retry on each reply. The stop button is
+    // ChatKit's own: on while a reply streams, as the backend allows it (allow_cancel).
+    threadItemActions: { feedback: true, retry: true },
+    // Tools the agent runs in the browser (lib/client-tools.ts).
+    onClientTool: runClientTool,
+    // Widget buttons handled in the page (lib/widget-actions.ts); server ones go to the backend.
+    widgets: { onAction: handleWidgetAction },
     onThreadChange: ({ threadId }) => storeThread(threadId),
     // A new turn: what went wrong with the last one is over.
     onResponseStart: () => {

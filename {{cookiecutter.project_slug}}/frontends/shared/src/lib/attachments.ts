@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { apiPath, useBackendJson } from "./backend-json";
 
 /** ChatKit's `composer.attachments` option, exactly as the backend's policy endpoint sends it. */
 export type AttachmentPolicy = {
@@ -10,7 +10,7 @@ export type AttachmentPolicy = {
 
 /** The backend's limits live next to the API: `<api url>/attachments/policy`. */
 export function policyUrl(apiUrl: string): string {
-  return `${apiUrl.replace(/\/+$/, "")}/attachments/policy`;
+  return apiPath(apiUrl, "attachments/policy");
 }
 
 function isPolicy(value: unknown): value is AttachmentPolicy {
@@ -35,23 +35,5 @@ function isPolicy(value: unknown): value is AttachmentPolicy {
  * so page and server cannot disagree).
  */
 export function useAttachmentPolicy(apiUrl: string, fetcher: typeof fetch): AttachmentPolicy | null {
-  const [policy, setPolicy] = useState<AttachmentPolicy | null>(null);
-
-  useEffect(() => {
-    const url = policyUrl(apiUrl);
-    const controller = new AbortController();
-    (async () => {
-      const response = await fetcher(url, { signal: controller.signal, headers: { accept: "application/json" } });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const body: unknown = await response.json();
-      if (!isPolicy(body)) throw new Error(`unexpected answer ${JSON.stringify(body).slice(0, 200)}`);
-      setPolicy(body);
-    })().catch((error: unknown) => {
-      if (controller.signal.aborted) return;
-      console.warn(`Attachments are off: the attachment policy (${url}) could not be loaded:`, error);
-    });
-    return () => controller.abort();
-  }, [apiUrl, fetcher]);
-
-  return policy;
+  return useBackendJson(policyUrl(apiUrl), fetcher, isPolicy, "Attachments are off: the attachment policy");
 }
