@@ -161,6 +161,11 @@ DEFAULTS_SHARDS: dict[str, list[str]] = {
         "tests/test_oidc.py",
         "tests/test_tracing.py",
     ],
+    "features": [
+        "tests/test_time_story.py",
+        "tests/test_turn_options.py",
+        "tests/test_feedback.py",
+    ],
     "rest": [],
 }
 
