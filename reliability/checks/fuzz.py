@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -545,6 +545,128 @@ def collect(
     return collected
 
 
+# --- what every fuzz check measures afterwards ------------------------------------------
+
+
+@dataclass
+class Tally:
+    """The answers to a fuzz run, counted from its worker threads (``record`` locks)."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    by_category: dict[str, Counter[int]] = field(default_factory=dict)
+    transport_errors: Counter[str] = field(default_factory=Counter)
+    samples: list[str] = field(default_factory=list)  # a few 5xx, for the report
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, category: str, status: int, body: str | bytes) -> None:
+        """One answer; status 0 is a dropped connection (``dropped`` names its error)."""
+        with self.lock:
+            self.statuses[status] += 1
+            self.by_category.setdefault(category, Counter())[status] += 1
+            if status >= 500:
+                self.samples.append(f"HTTP {status} for {body[:300]!r}")
+
+    def dropped(self, error: Exception) -> None:
+        with self.lock:
+            self.transport_errors[type(error).__name__] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status >= 500)
+
+    def accepted_in(self, *categories: str) -> int:
+        return sum(
+            n
+            for category in categories
+            for status, n in self.by_category.get(category, Counter()).items()
+            if 200 <= status < 300
+        )
+
+    def details(self) -> dict[str, Any]:
+        return {
+            category: dict(sorted(counts.items()))
+            for category, counts in sorted(self.by_category.items())
+        }
+
+
+@dataclass(frozen=True)
+class Aftermath:
+    """How the backend came out of a fuzz run: what every fuzz check fails on."""
+
+    tally: Tally
+    wanted: int  # requests the run meant to send
+    alive: bool  # the same uvicorn worker, still running
+    health: int
+    crashes: int  # unhandled exceptions in the backend's log
+
+    @classmethod
+    def of(cls, tally: Tally, wanted: int, backend: Any, pid: int, log_start: int) -> Aftermath:
+        alive = backend.alive() and (backend.process.pid if backend.process else 0) == pid
+        crashes = backend.log_text()[log_start:].count("Exception in ASGI application")
+        return cls(tally, wanted, alive, backend.health(), crashes)
+
+    def failures(self) -> list[str]:
+        tally, found = self.tally, []
+        if tally.total < self.wanted:
+            found.append(f"only {tally.total} requests were generated, not {self.wanted}")
+        if tally.server_errors:
+            worst = [
+                f"{category}: {dict(counts)}"
+                for category, counts in tally.by_category.items()
+                if any(status >= 500 for status in counts)
+            ]
+            found.append(
+                f"{tally.server_errors} responses were 5xx ({'; '.join(worst)}); e.g. "
+                + " | ".join(tally.samples[:5])
+            )
+        if tally.transport_errors:
+            found.append(f"connections failed: {dict(tally.transport_errors)}")
+        if not self.alive:
+            found.append("the uvicorn worker died")
+        if self.crashes:
+            found.append(f"{self.crashes} unhandled exceptions in the ASGI app (uvicorn log)")
+        if self.health != 200:
+            found.append(f"/health answered {self.health} afterwards")
+        return found
+
+    def figures(self) -> list[str]:
+        tally = self.tally
+        status_text = ", ".join(f"{status}: {n}" for status, n in sorted(tally.statuses.items()))
+        return [
+            f"by status: {status_text}",
+            f"5xx: {tally.server_errors}; transport errors: {sum(tally.transport_errors.values())}"
+            f"; unhandled exceptions in the log: {self.crashes}",
+            f"worker alive: {'yes' if self.alive else 'NO'} (same pid), /health after: "
+            f"{self.health}",
+        ]
+
+    def metrics(self) -> dict[str, int]:
+        tally = self.tally
+        return {
+            "requests": tally.total,
+            "5xx": tally.server_errors,
+            "transport errors": sum(tally.transport_errors.values()),
+            "unhandled exceptions": self.crashes,
+            "worker alive": int(self.alive),
+            "health": self.health,
+        }
+
+
+def broken_threads(browser: Browser) -> tuple[list[str], list[str]]:
+    """The browser's threads, and those that no longer answer a normal message."""
+    surviving = [t["id"] for t in browser.threads()]
+    broken = []
+    for thread_id in surviving:
+        turn = browser.send(thread_id, "a normal message after the fuzz")
+        if turn.status != 200 or turn.errors or not turn.reply_text:
+            broken.append(f"{thread_id}: HTTP {turn.status} {turn.errors}")
+    return surviving, broken
+
+
 # --- the check -----------------------------------------------------------------------
 
 
@@ -582,12 +704,8 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
 
         targets = Targets(own_threads, own_items, victim_threads, victim_items)
         generated = generate(targets, suite.sizes.fuzz_requests, suite.seed + 7919 * index)
-        statuses: Counter[int] = Counter()
-        by_category: dict[str, Counter[int]] = {}
-        transport_errors: Counter[str] = Counter()
+        tally = Tally()
         leaks: list[str] = []
-        samples: list[str] = []
-        lock = threading.Lock()
         victim_markers = [secret.encode(), *(i.encode() for i in victim_items)]
 
         def send(chunk: list[Case]) -> None:
@@ -597,99 +715,50 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
                     headers = {"content-type": case.content_type} if case.content_type else {}
                     try:
                         reply = client.post(case.materialize(), headers=headers)
-                        status = reply.status
                     except Exception as error:  # a dropped connection is a finding too
-                        status = 0
-                        with lock:
-                            transport_errors[type(error).__name__] += 1
-                        reply = None
-                    with lock:
-                        statuses[status] += 1
-                        by_category.setdefault(case.category, Counter())[status] += 1
-                        if reply is not None and 200 <= status < 300:
-                            if any(marker in reply.body for marker in victim_markers):
-                                leaks.append(f"{case.category}: {case.body[:160]!r}")
-                    if status >= 500:
-                        with lock:
-                            samples.append(f"HTTP {status} for {case.body[:300]!r}")
+                        tally.dropped(error)
+                        tally.record(case.category, 0, case.body)
+                        continue
+                    tally.record(case.category, reply.status, case.body)
+                    if 200 <= reply.status < 300 and any(m in reply.body for m in victim_markers):
+                        with tally.lock:
+                            leaks.append(f"{case.category}: {case.body[:160]!r}")
 
         chunks = [generated[i::WORKERS] for i in range(WORKERS)]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             list(pool.map(send, chunks))
 
-        alive = backend.alive()
-        health = backend.health()
+        aftermath = Aftermath.of(tally, suite.sizes.fuzz_requests, backend, pid, log_start)
         after = _victim_state(victim, victim_threads)
         rows_after = database.user_rows(user_id_of(victim.cookie) or "")
         # Whatever the fuzz stored in the fuzzer's threads (tags, odd text, NULs...),
         # each surviving thread must still hold a normal conversation.
         fake.reply = None
-        surviving = [t["id"] for t in fuzzer.threads()]
-        broken = []
-        for thread_id in surviving:
-            turn = fuzzer.send(thread_id, "a normal message after the fuzz")
-            if turn.status != 200 or turn.errors or not turn.reply_text:
-                broken.append(f"{thread_id}: HTTP {turn.status} {turn.errors}")
-    log = backend.log_text()[log_start:]
-    crashes = log.count("Exception in ASGI application")
-    server_errors = sum(n for status, n in statuses.items() if status >= 500)
-    total = sum(statuses.values())
+        surviving, broken = broken_threads(fuzzer)
+    changed = before != after or victim_rows != rows_after
 
-    if total < suite.sizes.fuzz_requests:
-        failures.append(f"only {total} requests were generated, not {suite.sizes.fuzz_requests}")
-    if server_errors:
-        worst = [
-            f"{category}: {counts}"
-            for category, counts in by_category.items()
-            if any(s >= 500 for s in counts)
-        ]
-        failures.append(
-            f"{server_errors} responses were 5xx ({'; '.join(worst)}); e.g. "
-            + " | ".join(samples[:5])
-        )
-    if transport_errors:
-        failures.append(f"connections failed: {dict(transport_errors)}")
-    if not alive or (backend.process.pid if backend.process else 0) != pid:
-        failures.append("the uvicorn worker died")
-    if crashes:
-        failures.append(f"{crashes} unhandled exceptions in the ASGI app (uvicorn log)")
-    if health != 200:
-        failures.append(f"/health answered {health} afterwards")
+    failures += aftermath.failures()
     if leaks:
         failures.append(f"{len(leaks)} responses carried the other user's data: {leaks[:3]}")
-    if before != after or victim_rows != rows_after:
+    if changed:
         failures.append("the other user's threads or items changed")
     if broken:
         failures.append(f"{len(broken)} of the fuzzer's threads no longer work: {broken[:3]}")
 
-    status_text = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
     figures = [
-        f"{total} generated requests in {len(by_category)} categories",
-        f"by status: {status_text}",
-        f"5xx: {server_errors}; transport errors: {sum(transport_errors.values())}",
-        f"worker alive: {'yes' if alive else 'NO'} (same pid), /health after: {health}",
-        f"other user's data read: {len(leaks)}, changed: "
-        f"{0 if before == after and victim_rows == rows_after else 'YES'}",
+        f"{tally.total} generated requests in {len(tally.by_category)} categories",
+        *aftermath.figures(),
+        f"other user's data read: {len(leaks)}, changed: {'YES' if changed else 0}",
         f"the fuzzer's {len(surviving)} surviving threads still answer a normal message: "
         f"{len(surviving) - len(broken)}/{len(surviving)}",
     ]
-    details = {
-        category: dict(sorted(counts.items())) for category, counts in sorted(by_category.items())
-    }
-    metrics = {
-        "requests": total,
-        "5xx": server_errors,
-        "transport errors": sum(transport_errors.values()),
-        "unhandled exceptions": crashes,
-        "worker alive": int(alive),
-        "health": health,
+    metrics = aftermath.metrics() | {
         "reads": len(leaks),
-        "changed": int(before != after or victim_rows != rows_after),
+        "changed": int(changed),
         "broken threads": len(broken),
     }
-    return Row(
-        CHECK, project.label, figures, failures, time.monotonic() - started, details, metrics
-    )
+    seconds = time.monotonic() - started
+    return Row(CHECK, project.label, figures, failures, seconds, tally.details(), metrics)
 
 
 def run(suite: Suite) -> list[Row]:

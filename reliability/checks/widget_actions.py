@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,17 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from reliability.checks.fuzz import JSON_VALUES, WEIRD_IDS, WRONG_TYPES, _paths, _set, collect
+from reliability.checks.fuzz import (
+    JSON_VALUES,
+    WEIRD_IDS,
+    WRONG_TYPES,
+    Aftermath,
+    Tally,
+    _paths,
+    _set,
+    broken_threads,
+    collect,
+)
 from reliability.harness import Browser, Project, Turn, user_id_of
 from reliability.suite import Row, Suite
 
@@ -271,14 +280,10 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
             suite.sizes.action_fuzz_requests,
             suite.seed + 104_729 * (index + 1),
         )
-        statuses: Counter[int] = Counter()
-        by_category: dict[str, Counter[int]] = {}
-        transport_errors: Counter[str] = Counter()
+        tally = Tally()
         leaks: list[str] = []
-        samples: list[str] = []
         cross_accepted: list[str] = []
         fresh_failed: list[str] = []
-        lock = threading.Lock()
         cookie = fuzzer.cookie or ""
 
         def send(worker: int) -> None:
@@ -289,33 +294,28 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
                     if case.fresh_call:
                         turn = client.send(call_thread, CALL)
                         if turn.status != 200 or turn.errors:
-                            with lock:
+                            with tally.lock:
                                 fresh_failed.append(f"HTTP {turn.status} {turn.errors}")
                     body = case.body(call_thread)
                     try:
                         reply = client.post(body)
-                        status = reply.status
                     except Exception as error:  # a dropped connection is a finding too
-                        reply, status = None, 0
-                        with lock:
-                            transport_errors[type(error).__name__] += 1
-                    with lock:
-                        statuses[status] += 1
-                        by_category.setdefault(case.category, Counter())[status] += 1
-                        accepted = reply is not None and 200 <= status < 300
-                        if accepted and case.category in CROSS_USER:
-                            cross_accepted.append(f"HTTP {status} for {body[:200]!r}")
-                        if accepted and reply is not None:
-                            if any(m in reply.body and m not in body for m in markers):
-                                leaks.append(f"{case.category}: {body[:160]!r}")
-                        if status >= 500:
-                            samples.append(f"HTTP {status} for {body[:300]!r}")
+                        tally.dropped(error)
+                        tally.record(case.category, 0, body)
+                        continue
+                    tally.record(case.category, reply.status, body)
+                    if not 200 <= reply.status < 300:
+                        continue
+                    with tally.lock:
+                        if case.category in CROSS_USER:
+                            cross_accepted.append(f"HTTP {reply.status} for {body[:200]!r}")
+                        if any(m in reply.body and m not in body for m in markers):
+                            leaks.append(f"{case.category}: {body[:160]!r}")
 
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             list(pool.map(send, range(WORKERS)))
 
-        alive = backend.alive()
-        health = backend.health()
+        aftermath = Aftermath.of(tally, suite.sizes.action_fuzz_requests, backend, pid, log_start)
         after = _state(victim_browser, victim)
         rows_after = database.user_rows(victim_id)
         changed = before != after or rows_before != rows_after
@@ -327,44 +327,14 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
         her_answer = answer.status == 200 and not answer.errors and bool(answer.reply_text)
         # Whatever the fuzz stored (outputs of any JSON, refreshed cards), each of the
         # fuzzer's threads still holds a normal conversation, and its cards refresh.
-        surviving = [t["id"] for t in fuzzer.threads()]
-        broken = []
-        for thread_id in surviving:
-            turn = fuzzer.send(thread_id, "a normal message after the fuzz")
-            if turn.status != 200 or turn.errors or not turn.reply_text:
-                broken.append(f"{thread_id}: HTTP {turn.status} {turn.errors}")
+        surviving, broken = broken_threads(fuzzer)
         own_refreshed = sum(
             _refreshes(fuzzer, thread_id, card)
             for thread_id, card in zip(own.card_threads, own.cards, strict=True)
         )
-    log = backend.log_text()[log_start:]
-    crashes = log.count("Exception in ASGI application")
-    server_errors = sum(n for status, n in statuses.items() if status >= 500)
-    total = sum(statuses.values())
-
-    def accepted_in(*categories: str) -> int:
-        return sum(
-            n
-            for category in categories
-            for status, n in by_category.get(category, Counter()).items()
-            if 200 <= status < 300
-        )
-
-    actions_accepted = accepted_in("action on own card")
-    outputs_accepted = accepted_in("output, call just made", "output, any own thread")
-    wanted = suite.sizes.action_fuzz_requests
-    if total < wanted:
-        failures.append(f"only {total} requests were generated, not {wanted}")
-    if server_errors:
-        failures.append(f"{server_errors} responses were 5xx; e.g. " + " | ".join(samples[:5]))
-    if transport_errors:
-        failures.append(f"connections failed: {dict(transport_errors)}")
-    if not alive or (backend.process.pid if backend.process else 0) != pid:
-        failures.append("the uvicorn worker died")
-    if crashes:
-        failures.append(f"{crashes} unhandled exceptions in the ASGI app (uvicorn log)")
-    if health != 200:
-        failures.append(f"/health answered {health} afterwards")
+    actions_accepted = tally.accepted_in("action on own card")
+    outputs_accepted = tally.accepted_in("output, call just made", "output, any own thread")
+    failures += aftermath.failures()
     if cross_accepted:
         failures.append(
             f"{len(cross_accepted)} requests on the other user's thread or items were "
@@ -391,18 +361,14 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
             f"{outputs_accepted} outputs accepted"
         )
 
-    status_text = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
-    cross_sent = sum(sum(by_category.get(c, Counter()).values()) for c in CROSS_USER)
+    cross_sent = sum(sum(tally.by_category.get(c, Counter()).values()) for c in CROSS_USER)
     figures = [
-        f"{total} generated requests in {len(by_category)} categories "
+        f"{tally.total} generated requests in {len(tally.by_category)} categories "
         f"(custom_action and sync_custom_action on {len(own.cards)}+{len(victim.cards)} time "
         "cards and other items; add_client_tool_output with any JSON)",
-        f"by status: {status_text}",
         f"accepted: {actions_accepted} actions on the fuzzer's cards, {outputs_accepted} "
         "client tool outputs",
-        f"5xx: {server_errors}; transport errors: {sum(transport_errors.values())}; "
-        f"unhandled exceptions in the log: {crashes}",
-        f"worker alive: {'yes' if alive else 'NO'} (same pid), /health after: {health}",
+        *aftermath.figures(),
         f"{cross_sent} requests on the other user's threads and items: accepted "
         f"{len(cross_accepted)}; her data read: {len(leaks)}, changed: {'YES' if changed else 0} "
         "(API view and database rows compared)",
@@ -412,16 +378,7 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
         f"{len(surviving) - len(broken)}/{len(surviving)}; its cards refresh: "
         f"{own_refreshed}/{len(own.cards)}",
     ]
-    details = {
-        category: dict(sorted(counts.items())) for category, counts in sorted(by_category.items())
-    }
-    metrics = {
-        "requests": total,
-        "5xx": server_errors,
-        "transport errors": sum(transport_errors.values()),
-        "unhandled exceptions": crashes,
-        "worker alive": int(alive),
-        "health": health,
+    metrics = aftermath.metrics() | {
         "cross-user requests": cross_sent,
         "cross-user accepted": len(cross_accepted),
         "reads": len(leaks),
@@ -434,9 +391,8 @@ def run_project(suite: Suite, project: Project, index: int) -> Row:
         "own cards": len(own.cards),
         "own cards refreshed": own_refreshed,
     }
-    return Row(
-        CHECK, project.label, figures, failures, time.monotonic() - started, details, metrics
-    )
+    seconds = time.monotonic() - started
+    return Row(CHECK, project.label, figures, failures, seconds, tally.details(), metrics)
 
 
 def run(suite: Suite) -> list[Row]:
