@@ -44,12 +44,16 @@ FIRST_ITEMS = 20
 PENDING_KEY = "title_pending"
 
 
-def title_from(message: UserMessageItem) -> str | None:
-    """The first-message title: its text on one line, cut at TITLE_LENGTH."""
-    text = " ".join(
+def message_text(message: UserMessageItem) -> str:
+    """A user message's typed text (its tags and attachments left out)."""
+    return " ".join(
         part.text for part in message.content if isinstance(part, UserMessageTextContent)
     )
-    return shorten(text)
+
+
+def title_from(message: UserMessageItem) -> str | None:
+    """The first-message title: its text on one line, cut at TITLE_LENGTH."""
+    return shorten(message_text(message))
 
 
 def shorten(text: str) -> str | None:
@@ -130,10 +134,7 @@ class TitleMaker:
         first: str | None = None
         for item in page.data:
             if isinstance(item, UserMessageItem) and first is None:
-                text = " ".join(
-                    p.text for p in item.content if isinstance(p, UserMessageTextContent)
-                )
-                first = f"User: {text[:EXCERPT_CHARS]}"
+                first = f"User: {message_text(item)[:EXCERPT_CHARS]}"
             elif isinstance(item, AssistantMessageItem) and first is not None:
                 reply = " ".join(part.text for part in item.content)
                 return f"{first}\nAssistant: {reply[:EXCERPT_CHARS]}"
