@@ -721,7 +721,7 @@ def test_chat_stream_through_the_proxy_is_neither_compressed_nor_buffered(
 
     page.page.on("response", on_response)
     page.open()
-    # The policy re-renders the composer: send after it (a fill before could be lost).
+    # Send once the policy has re-rendered the composer (the draft survives it either way).
     page.wait_for("window.__chatkitStandIn.options.composer.attachments", "the policy")
     turn = page.send("stream this one")
     assert turn["error"] is None, page.diagnostics()

@@ -700,6 +700,8 @@
       const attachPicker = attachments
         ? `<label class="attach" data-standin="attach">Attach<input type="file" multiple data-standin="file" accept="${escape(accept.join(","))}" hidden /></label>`
         : "";
+      // A re-render (new options: the upload policy, the model list) keeps the draft, as ChatKit's composer does.
+      const draft = root.querySelector("[data-standin=input]")?.value || "";
       root.innerHTML = `
         <style>
           :host { display: block; font: 14px/1.4 system-ui, sans-serif; }
@@ -751,6 +753,7 @@
           </form>
           <div class="meta" data-standin="meta">api.url=${escape(options.api?.url || "")} · domainKey=${escape(options.api?.domainKey || "")} · theme=${dark ? "dark" : "light"} · feedback=${options.threadItemActions?.feedback ? "on" : "off"} · retry=${options.threadItemActions?.retry ? "on" : "off"} · attachments=${attachments ? `on (max ${attachments.maxCount} × ${attachments.maxSize} bytes)` : "off"}</div>
         </div>`;
+      root.querySelector("[data-standin=input]").value = draft;
       root.querySelector("[data-standin=model]")?.addEventListener("change", (event) => {
         this._model = event.target.value;
       });
