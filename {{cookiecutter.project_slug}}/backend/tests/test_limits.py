@@ -23,6 +23,7 @@ from app.limits import Limits
 from app.main import create_app
 from app.observability import metrics
 from app.stores import open_store
+from app.stores.base import CounterAdd
 from tests.chatkit_client import ChatKitClient, Turn, user_input
 from tests.conftest import SettingsFactory
 from tests.fake_provider import FakeProvider
@@ -118,6 +119,35 @@ async def test_counters_are_atomic_and_expire(database_url: str) -> None:
         assert await store.read_counter("k", 60) == 50
     finally:
         await store.close()
+
+
+async def test_refunds_into_an_ending_window_race_the_sweep_without_error(
+    database_url: str,
+) -> None:
+    """A refused turn's refund lands in the window that just ended while another replica
+    sweeps that window's rows: neither call fails (on PostgreSQL they used to deadlock)."""
+    sweeper, turns = await open_store(database_url), await open_store(database_url)
+    try:
+        ended = datetime.now(UTC) - timedelta(seconds=1)
+        for window in range(10):
+            pairs = [(f"turns:ip:10.0.0.{i}", f"turns:user:u{i}") for i in range(30)]
+            # Stored user rows first: a sweep in table order meets each pair's rows in the
+            # opposite order to the refund's (key order).
+            for column in (1, 0):
+                rows = [CounterAdd(pair[column], window, 1, ended) for pair in pairs]
+                await turns.add_to_counters(rows)
+            refunds = [
+                turns.add_to_counters([CounterAdd(k, window, -1, ended) for k in pair])
+                for pair in pairs
+            ]
+            sweep = sweeper.delete_expired_counters(datetime.now(UTC))
+            await asyncio.gather(*refunds[:15], sweep, *refunds[15:])
+        # What the sweep skipped, the next one takes.
+        await sweeper.delete_expired_counters(datetime.now(UTC))
+        assert await sweeper.read_counter("turns:ip:10.0.0.0", 9) == 0
+    finally:
+        await sweeper.close()
+        await turns.close()
 
 
 # --- message and history size -------------------------------------------------------------

@@ -44,6 +44,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -962,10 +963,18 @@ class SQLStore(AppStore):
 
     @_store_call
     async def delete_expired_counters(self, now: datetime) -> int:
+        # SKIP LOCKED (PostgreSQL; SQLite's writers are serialized already): rows a turn is
+        # upserting right now (a refund into the window that just ended) stay for the next
+        # sweep. Waiting for them instead locks the expired rows in the table's order while
+        # the upsert locks them in key order: a deadlock, and the turn's HTTP 500.
+        c = counters.c
+        expired = (
+            select(c.key, c.window_start)
+            .where(c.expires_at < as_utc(now))
+            .with_for_update(skip_locked=True)
+        )
         async with self._write() as conn:
             result = await conn.execute(
-                delete(counters)
-                .where(counters.c.expires_at < as_utc(now))
-                .returning(counters.c.key)
+                delete(counters).where(tuple_(c.key, c.window_start).in_(expired)).returning(c.key)
             )
             return len(result.all())
