@@ -2,7 +2,8 @@
 side with other Next.js apps given with `--reference-frontend NAME=DIR`.
 
 * **our frontends**: the template rendered with `frontend=nextjs` and `frontend=vite`,
-  `npm ci` and `npm run build` once per run; Next.js served by `next start`, Vite's `dist`
+  `npm ci` and `npm run build` once per run; Next.js served by `npm start`'s server.mjs
+  (`next start` plus the build's precompressed brotli assets), Vite's `dist`
   by Debian's nginx running the template's own `nginx.conf.template` (filled in as the
   image's entrypoint does), both in front of the generated backend and the fake provider.
 * **references**: each DIR copied (without node_modules, .next, .git), `npm ci` (or
@@ -112,7 +113,7 @@ class Target:
 
     key: str
     label: str
-    kind: str  # "nextjs" (next start) or "vite" (nginx)
+    kind: str  # "nextjs" (server.mjs, or a reference's next start) or "vite" (nginx)
     directory: Path
     build_seconds: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -229,15 +230,13 @@ def serve(target: Target, backend_url: str, scratch: Path) -> None:
         command = nginx_command(target.directory, backend_url, target.port, scratch / "nginx")
         env: dict[str, str] = {}
     else:
-        command = [
-            "node",
-            "node_modules/.bin/next",
-            "start",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(target.port),
-        ]
+        address = ["-H", "127.0.0.1", "-p", str(target.port)]
+        # Ours as `npm start` and its image run it (server.mjs: next, plus the build's
+        # brotli assets); a reference as `next start`.
+        if target.key.startswith("reference:"):
+            command = ["node", "node_modules/.bin/next", "start", *address]
+        else:
+            command = ["node", "server.mjs", *address]
         env = {"BACKEND_URL": backend_url, "NEXT_TELEMETRY_DISABLED": "1", "NODE_ENV": "production"}
         if target.key.startswith("reference:"):
             env.update(reference_env())

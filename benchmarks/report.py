@@ -1140,7 +1140,8 @@ def frontend_section(data: dict[str, Any], goals: list[list[str]]) -> str:
         )
         + " built for production once in this run (`npm ci`, "
         "`npm run build`, a domain key set, the API URL left same-origin): Next.js served by "
-        "`next start`, Vite's `dist` by Debian's nginx running the template's "
+        "`npm start` (its `server.mjs`: `next start` plus the build's precompressed brotli "
+        "assets), Vite's `dist` by Debian's nginx running the template's "
         "`nginx.conf.template` filled in as the image's entrypoint does (inside a main "
         "config like the image's, which has no gzip of its own), both in front of the "
         "generated backend and the fake provider. Each reference (`--reference-frontend`) "

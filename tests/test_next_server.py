@@ -5,19 +5,24 @@ X-Forwarded-For it was sent.
 The /chatkit proxy tells the backend the connection's peer as the client, never the
 client's own X-Forwarded-For (the backend counts its per-IP limits by that address);
 TRUSTED_PROXIES names proxies in front whose header is believed; a bad TRUSTED_PROXIES stops
-the server, saying what to write.
+the server, saying what to write. The build's hashed assets go out as the brotli files the
+build wrote, with the headers Next.js gives them.
 """
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import json
 import os
+import re
 import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -129,3 +134,78 @@ def test_a_bad_trusted_proxies_stops_the_server(build: FrontendBuild, upstream: 
     assert result.returncode == 1
     assert 'TRUSTED_PROXIES: "10.0.0.0/" is not an IP address or network' in result.stderr
     assert "e.g. 10.0.0.5,172.16.0.0/12" in result.stderr
+
+
+# What differs between two encodings of one file; every other header must be the same.
+ENCODING_HEADERS = {
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "etag",
+    "last-modified",
+    "accept-ranges",
+    "date",
+    "connection",
+    "keep-alive",
+}
+
+
+def get(
+    url: str, path: str, method: str = "GET", **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One request, its body as sent (not decoded); header names in lower case."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        connection.request(
+            method, path, headers={k.replace("_", "-"): v for k, v in headers.items()}
+        )
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def unbrotli(data: bytes) -> bytes:
+    script = (
+        "process.stdout.write(require('zlib').brotliDecompressSync(require('fs').readFileSync(0)))"
+    )
+    return subprocess.run(
+        ["node", "-e", script], input=data, capture_output=True, check=True
+    ).stdout
+
+
+def test_hashed_assets_go_out_as_brotli_with_the_headers_next_sends(
+    build: FrontendBuild, upstream: str, tmp_path: Path
+) -> None:
+    """A browser that takes brotli gets the .br the build wrote beside each asset, with
+    every header Next.js sends for it (the security headers, the immutable Cache-Control,
+    Vary); a gzip-only client gets Next's gzip."""
+    server, url = start(build, upstream, tmp_path)
+    static = build.frontend_dir / ".next" / "static"
+    try:
+        _, _, html = get(url, "/", Accept_Encoding="identity")
+        assets = sorted(set(re.findall(r"/_next/static/[^\"']+\.(?:js|css)", html.decode())))
+        assert {Path(a).suffix for a in assets} == {".js", ".css"}, assets
+        for asset in assets:
+            source = (static / asset.removeprefix("/_next/static/")).read_bytes()
+            status, br, body = get(url, asset, Accept_Encoding="gzip, deflate, br, zstd")
+            assert (status, br["content-encoding"]) == (200, "br"), (asset, br)
+            assert unbrotli(body) == source, asset
+            _, gz, zipped = get(url, asset, Accept_Encoding="gzip, br;q=0")
+            assert gz["content-encoding"] == "gzip" and gzip.decompress(zipped) == source
+            same = {k: v for k, v in br.items() if k not in ENCODING_HEADERS}
+            assert same == {k: v for k, v in gz.items() if k not in ENCODING_HEADERS}, asset
+            assert br["cache-control"] == "public, max-age=31536000, immutable"
+            assert br["x-content-type-options"] == "nosniff" and br["vary"] == "Accept-Encoding"
+        asset = assets[0]
+        _, br, _ = get(url, asset, Accept_Encoding="br")
+        assert get(url, asset, Accept_Encoding="br", If_None_Match=br["etag"])[0] == 304
+        status, head, body = get(url, asset, "HEAD", Accept_Encoding="br")
+        assert (status, head["content-encoding"], body) == (200, "br", b"")
+        # A condition of next.config.ts's headers holds for these responses too.
+        _, https, _ = get(url, asset, Accept_Encoding="br", X_Forwarded_Proto="https")
+        assert https["content-encoding"] == "br" and "strict-transport-security" in https
+        assert get(url, "/_next/static/chunks/none.js", Accept_Encoding="br")[0] == 404
+    finally:
+        server.stop()

@@ -1,13 +1,13 @@
 // What the page sends besides the app: the ChatKit script in the document head, the security
 // headers (dev and preview servers, and the nginx config the build writes), files precompressed
 // for nginx's gzip_static, and the page rendered into index.html at build time.
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
 import react from "@vitejs/plugin-react";
 import { createServer, type Connect, type Plugin } from "vite";
 import { CHATKIT_LOADER, CHATKIT_SCRIPT_URL, LOADER_HASH } from "./chatkit-loader.mjs";
+import { precompressDir } from "./precompress.mjs";
 import {
   CHATKIT_SCRIPT_ORIGIN,
   HSTS,
@@ -96,15 +96,6 @@ export function pageHeadersPlugin(env: Env): Plugin {
   };
 }
 
-const COMPRESSIBLE = /\.(?:html|js|mjs|css|svg|json|txt|xml|webmanifest|map)$/;
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    return entry.isDirectory() ? filesUnder(full) : [full];
-  });
-}
-
 /** A .gz and a .br beside each compressible file of the build, where they are smaller. */
 export function precompress(): Plugin {
   let outDir = "";
@@ -117,18 +108,7 @@ export function precompress(): Plugin {
     closeBundle: {
       order: "post",
       handler() {
-        for (const file of filesUnder(outDir).filter((f) => COMPRESSIBLE.test(f))) {
-          const data = readFileSync(file);
-          const gz = gzipSync(data, { level: 9 });
-          const br = brotliCompressSync(data, {
-            params: {
-              [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY,
-              [zlib.BROTLI_PARAM_SIZE_HINT]: statSync(file).size,
-            },
-          });
-          if (gz.length < data.length) writeFileSync(`${file}.gz`, gz);
-          if (br.length < data.length) writeFileSync(`${file}.br`, br);
-        }
+        precompressDir(outDir);
       },
     },
   };
