@@ -175,12 +175,12 @@ def unbrotli(data: bytes) -> bytes:
     ).stdout
 
 
-def test_hashed_assets_go_out_as_brotli_with_the_headers_next_sends(
+def test_hashed_assets_go_out_precompressed_with_the_headers_next_sends(
     build: FrontendBuild, upstream: str, tmp_path: Path
 ) -> None:
-    """A browser that takes brotli gets the .br the build wrote beside each asset, with
-    every header Next.js sends for it (the security headers, the immutable Cache-Control,
-    Vary); a gzip-only client gets Next's gzip."""
+    """The build's .br goes to a browser that takes brotli, its .gz to one that takes only
+    gzip, each with every header Next.js sends for the file itself (the security headers,
+    the immutable Cache-Control, the type, Vary)."""
     server, url = start(build, upstream, tmp_path)
     static = build.frontend_dir / ".next" / "static"
     try:
@@ -188,14 +188,19 @@ def test_hashed_assets_go_out_as_brotli_with_the_headers_next_sends(
         assets = sorted(set(re.findall(r"/_next/static/[^\"']+\.(?:js|css)", html.decode())))
         assert {Path(a).suffix for a in assets} == {".js", ".css"}, assets
         for asset in assets:
-            source = (static / asset.removeprefix("/_next/static/")).read_bytes()
+            file = static / asset.removeprefix("/_next/static/")
+            _, plain, source = get(url, asset, Accept_Encoding="identity")  # Next.js itself
+            assert "content-encoding" not in plain and source == file.read_bytes()
+            nexts = {k: v for k, v in plain.items() if k not in ENCODING_HEADERS}
             status, br, body = get(url, asset, Accept_Encoding="gzip, deflate, br, zstd")
             assert (status, br["content-encoding"]) == (200, "br"), (asset, br)
+            assert body == file.with_name(file.name + ".br").read_bytes()
             assert unbrotli(body) == source, asset
             _, gz, zipped = get(url, asset, Accept_Encoding="gzip, br;q=0")
             assert gz["content-encoding"] == "gzip" and gzip.decompress(zipped) == source
-            same = {k: v for k, v in br.items() if k not in ENCODING_HEADERS}
-            assert same == {k: v for k, v in gz.items() if k not in ENCODING_HEADERS}, asset
+            assert zipped == file.with_name(file.name + ".gz").read_bytes()
+            for sent in (br, gz):
+                assert {k: v for k, v in sent.items() if k not in ENCODING_HEADERS} == nexts
             assert br["cache-control"] == "public, max-age=31536000, immutable"
             assert br["x-content-type-options"] == "nosniff" and br["vary"] == "Accept-Encoding"
         asset = assets[0]

@@ -4,7 +4,7 @@
  * that header to the backend, which counts its per-IP limits by it. A route handler cannot
  * see the connection, and Next.js keeps whatever X-Forwarded-For a request brings, so
  * without this a client could name its own address and escape those limits. It also sends
- * the build's precompressed brotli assets (brotli-assets.mjs); Next.js only gzips.
+ * the build's precompressed assets (precompressed-assets.mjs): brotli, which Next.js lacks.
  *
  *   node server.mjs [--hostname 0.0.0.0] [--port 3000]   (PORT also sets the port)
  *
@@ -18,7 +18,7 @@ import { BlockList, isIP } from "node:net";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { brotliAssets } from "./brotli-assets.mjs";
+import { precompressedAssets } from "./precompressed-assets.mjs";
 
 /** `::ffff:10.0.0.1` (an IPv4 peer of a dual-stack socket) as `10.0.0.1`. */
 function plainAddress(address) {
@@ -77,13 +77,13 @@ const handle = app.getRequestHandler();
 await app.prepare();
 // Read once Next.js has loaded the .env files.
 const trusted = trustedProxies(process.env.TRUSTED_PROXIES);
-const serveBrotli = brotliAssets(dir);
+const servePrecompressed = precompressedAssets(dir);
 
 createServer((request, response) => {
   const forwardedFor = request.headers["x-forwarded-for"];
   const peer = request.socket.remoteAddress;
   request.headers["x-forwarded-for"] = clientAddress(peer, forwardedFor, trusted);
-  if (!serveBrotli(request, response)) void handle(request, response);
+  if (!servePrecompressed(request, response)) void handle(request, response);
 }).listen(port, values.hostname, () => {
   console.log(`Ready: listening on ${values.hostname}:${port}`);
 });
