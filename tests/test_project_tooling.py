@@ -139,6 +139,20 @@ def dockerfiles() -> list[Path]:
     ]
 
 
+def runtime_modules(shell: Path, entries: list[str]) -> set[str]:
+    """`entries` and the local modules they import, transitively (shell, then shared/)."""
+    found: set[str] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        source = next(p for p in (shell / name, shell.parent / "shared" / name) if p.exists())
+        todo += re.findall(r'from "\./([\w.-]+\.mjs)"', source.read_text())
+    return found
+
+
 @pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda p: p.parent.name)
 def test_dockerfiles_pass_hadolint_and_run_unprivileged(dockerfile: Path) -> None:
     result = subprocess.run(
@@ -159,7 +173,11 @@ def test_dockerfiles_pass_hadolint_and_run_unprivileged(dockerfile: Path) -> Non
     elif dockerfile.parent.name == "nextjs":
         assert base == "node:20-slim"
         # server.mjs: `next start` with X-Forwarded-For from the connection.
-        assert 'CMD ["node", "server.mjs"' in text and "/app/server.mjs ./" in text
+        assert 'CMD ["node", "server.mjs"' in text and "/app/server.mjs " in text
+        # The runtime stage copies files one by one: each module the server and the
+        # config load at start must be among them.
+        copied = set(re.findall(r"/app/(\S+\.m?[jt]s)\b", final_stage))
+        assert runtime_modules(dockerfile.parent, ["server.mjs", "next.config.ts"]) <= copied
     else:
         assert base.startswith("nginxinc/nginx-unprivileged:")
         conf = (dockerfile.parent / "nginx.conf.template").read_text()
