@@ -145,9 +145,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "text"
     # /metrics is served only when this is set, to callers sending it as a bearer token.
     metrics_token: SecretStr | None = None
-    # OpenTelemetry traces (app/observability/tracing.py; README, "Traces"): off when empty.
-    otel_exporter_otlp_endpoint: str = ""
+    # OpenTelemetry traces (app/observability/tracing.py; README, "Traces"): off while both
+    # endpoints are empty. The TRACES_ ones, as OpenTelemetry defines them, come first.
+    otel_exporter_otlp_endpoint: str = ""  # the collector's base URL: spans to /v1/traces
+    otel_exporter_otlp_traces_endpoint: str = ""  # the traces URL itself, used as it is
     otel_exporter_otlp_headers: SecretStr | None = None  # "name=value,name2=value2"
+    otel_exporter_otlp_traces_headers: SecretStr | None = None
     otel_service_name: str = ""  # empty: PROJECT_NAME
 
     # Attachments (README, "Attachments").
@@ -232,7 +235,12 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("public_url", "s3_endpoint_url", "otel_exporter_otlp_endpoint")
+    @field_validator(
+        "public_url",
+        "s3_endpoint_url",
+        "otel_exporter_otlp_endpoint",
+        "otel_exporter_otlp_traces_endpoint",
+    )
     @classmethod
     def _origin(cls, value: str) -> str:
         value = value.strip().rstrip("/")
@@ -276,6 +284,18 @@ class Settings(BaseSettings):
         if repeated:
             raise ValueError(f"{', '.join(repeated)} listed more than once: list each model once")
         return value
+
+    @property
+    def otlp_traces_url(self) -> str:
+        """Where the spans go; empty: no traces."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        base = self.otel_exporter_otlp_endpoint
+        return f"{base}/v1/traces" if base else ""
+
+    @property
+    def otlp_traces_headers(self) -> SecretStr | None:
+        return self.otel_exporter_otlp_traces_headers or self.otel_exporter_otlp_headers
 
     @model_validator(mode="after")
     def _default_model_is_a_choice(self) -> Settings:

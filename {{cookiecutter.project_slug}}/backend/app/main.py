@@ -188,7 +188,7 @@ def _build(settings: Settings) -> FastAPI:
 def _start_traces(
     settings: Settings, resolved: ResolvedProvider, client: AsyncOpenAI
 ) -> Traces | None:
-    if not settings.otel_exporter_otlp_endpoint:
+    if not settings.otlp_traces_url:
         return None
     # Imported only here: without traces, a process loads none of OpenTelemetry.
     from app.observability.tracing import start_traces

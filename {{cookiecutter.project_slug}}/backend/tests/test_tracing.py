@@ -1,6 +1,6 @@
 """OpenTelemetry traces from outside: a live backend exporting to a loopback OTLP/HTTP
-receiver (tests/otlp_receiver.py), and a process without OTEL_EXPORTER_OTLP_ENDPOINT
-loading none of OpenTelemetry."""
+receiver (tests/otlp_receiver.py), and a process without an OTLP endpoint loading none of
+OpenTelemetry."""
 
 from __future__ import annotations
 
@@ -91,6 +91,42 @@ def test_a_turn_with_a_tool_call_is_one_trace_under_the_request(
     text = json.dumps([[s.name, s.attributes, s.status_message] for s in spans])
     for private in (MESSAGE, "PRIVATE-WORDS", ZONE, reply, turn.reply_text, "SECRET", "c2lnL"):
         assert private not in text
+
+
+def test_the_traces_endpoint_alone_turns_traces_on_with_its_own_headers(
+    backend: BackendFactory, receiver: OtlpReceiver
+) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, as OpenTelemetry defines it: the traces URL
+    itself, enough without the base URL; OTEL_EXPORTER_OTLP_TRACES_HEADERS replace the
+    general headers."""
+    with (
+        backend(
+            otel_exporter_otlp_traces_endpoint=f"{receiver.url}/v1/traces",
+            otel_exporter_otlp_headers="Authorization=Bearer%20general",
+            otel_exporter_otlp_traces_headers="Authorization=Bearer%20traces-only",
+        ) as url,
+        ChatKitClient(url) as browser,
+    ):
+        assert browser.create_thread(MESSAGE).errors == []
+    assert "POST /chatkit" in {s.name for s in receiver.spans if s.kind == "server"}
+    assert {h.get("authorization") for h in receiver.headers} == {"Bearer traces-only"}
+
+
+def test_the_traces_url_is_the_traces_endpoint_else_the_base_urls(
+    make_settings: SettingsFactory,
+) -> None:
+    base = "http://collector:4318"
+    assert make_settings().otlp_traces_url == ""
+    assert make_settings(otel_exporter_otlp_endpoint=base + "/").otlp_traces_url == (
+        base + "/v1/traces"
+    )
+    both = make_settings(
+        otel_exporter_otlp_endpoint=base,
+        otel_exporter_otlp_traces_endpoint="https://traces.example.com/api/v2/spans",
+    )
+    assert both.otlp_traces_url == "https://traces.example.com/api/v2/spans"
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'collector'"):
+        make_settings(otel_exporter_otlp_traces_endpoint="collector")
 
 
 def test_only_an_endpoint_loads_opentelemetry_and_the_openai_export_rule_holds() -> None:

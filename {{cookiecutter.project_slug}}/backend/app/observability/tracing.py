@@ -1,4 +1,4 @@
-"""OpenTelemetry traces, on when OTEL_EXPORTER_OTLP_ENDPOINT is set (README, "Traces").
+"""OpenTelemetry traces, on when an OTLP endpoint is set (README, "Traces").
 
 app/main.py imports this module only then, so a process without traces loads none of
 OpenTelemetry. Each request's trace holds:
@@ -61,11 +61,6 @@ logger = logging.getLogger("app")
 Attributes = dict[str, str | int | bool | list[str]]
 
 
-def traces_url(endpoint: str) -> str:
-    """OTEL_EXPORTER_OTLP_ENDPOINT is the collector's base URL; traces go to /v1/traces."""
-    return endpoint.rstrip("/") + "/v1/traces"
-
-
 @dataclass
 class Traces:
     """The process's tracer provider and what feeds it."""
@@ -86,15 +81,15 @@ class Traces:
 
 
 def start_traces(settings: Settings, resolved: ResolvedProvider, client: AsyncOpenAI) -> Traces:
-    """The exporter to OTEL_EXPORTER_OTLP_ENDPOINT, fed by the provider `client`'s
+    """The exporter to the OTLP traces URL, fed by the provider `client`'s
     requests and the Agents SDK's spans.
 
     The SDK's own export to OpenAI stays as app/providers.py set it: on for OpenAI
     itself, beside this one; elsewhere the SDK's spans go only here.
     """
-    headers = settings.otel_exporter_otlp_headers
+    headers = settings.otlp_traces_headers
     exporter = OTLPSpanExporter(
-        endpoint=traces_url(settings.otel_exporter_otlp_endpoint),
+        endpoint=settings.otlp_traces_url,
         headers=parse_env_headers(headers.get_secret_value(), liberal=True) if headers else None,
     )
     # Resource.create() adds OTEL_RESOURCE_ATTRIBUTES from the environment.
@@ -114,7 +109,7 @@ def start_traces(settings: Settings, resolved: ResolvedProvider, client: AsyncOp
     else:
         set_trace_processors([spans])  # without the SDK's exporter to OpenAI
     set_tracing_disabled(False)
-    host = urlsplit(settings.otel_exporter_otlp_endpoint).netloc.rpartition("@")[2]
+    host = urlsplit(settings.otlp_traces_url).netloc.rpartition("@")[2]
     logger.info("traces: OTLP/HTTP to %s", host)  # the host only: a URL may hold credentials
     return Traces(provider)
 
