@@ -189,6 +189,32 @@ def test_dockerfiles_pass_hadolint_and_run_unprivileged(dockerfile: Path) -> Non
         assert user[-1].split(":")[0] not in ("0", "root")
 
 
+def build_time_variables(frontend: Path) -> set[str]:
+    """What a frontend's build reads: its public-env.ts variables and the page policy's."""
+    env = (frontend / "src" / "lib" / "public-env.ts").read_text()
+    headers = (frontend / "security-headers.mjs").read_text()
+    public = re.findall(r"(?:process\.env|import\.meta\.env)\.([A-Z][A-Z0-9_]*[A-Z0-9])\b", env)
+    return set(public) | set(re.findall(r"\benv\.(CSP_[A-Z_]+)", headers))
+
+
+def test_the_image_and_compose_take_every_build_time_variable(
+    projects: dict[tuple[str, str], Path],
+) -> None:
+    """The Dockerfile's ARGs and compose's build args, written per framework (their
+    NEXT_PUBLIC_ / VITE_ prefixes differ), are exactly what the build reads: one left out
+    would be silently empty in the image."""
+    for (_store, frontend), project in projects.items():
+        if frontend == "none":
+            continue
+        variables = build_time_variables(project / "frontend")
+        assert len(variables) >= 9, variables
+        dockerfile = (project / "frontend" / "Dockerfile").read_text()
+        build_stage = next(s for s in dockerfile.split("\nFROM ") if "npm run build" in s)
+        assert set(re.findall(r"^ARG (\w+)=", build_stage, re.M)) == variables, frontend
+        args = compose_config(project)["services"]["frontend"]["build"]["args"]
+        assert set(args) == variables, frontend
+
+
 def test_generated_dockerfiles_land_where_compose_builds(
     projects: dict[tuple[str, str], Path],
 ) -> None:
