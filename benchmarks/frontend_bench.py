@@ -231,15 +231,14 @@ def serve(target: Target, backend_url: str, scratch: Path) -> None:
         env: dict[str, str] = {}
     else:
         address = ["-H", "127.0.0.1", "-p", str(target.port)]
+        env = {"BACKEND_URL": backend_url, "NEXT_TELEMETRY_DISABLED": "1", "NODE_ENV": "production"}
         # Ours as `npm start` and its image run it (server.mjs: next, plus the build's
-        # brotli assets); a reference as `next start`.
+        # precompressed assets); a reference as `next start`.
         if target.key.startswith("reference:"):
             command = ["node", "node_modules/.bin/next", "start", *address]
+            env.update(reference_env())
         else:
             command = ["node", "server.mjs", *address]
-        env = {"BACKEND_URL": backend_url, "NEXT_TELEMETRY_DISABLED": "1", "NODE_ENV": "production"}
-        if target.key.startswith("reference:"):
-            env.update(reference_env())
     target.server = Server(target.label, command, target.directory, env, log)
     target.server.wait_until_up(target.url + "/", timeout=120)
 

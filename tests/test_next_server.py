@@ -5,8 +5,8 @@ X-Forwarded-For it was sent.
 The /chatkit proxy tells the backend the connection's peer as the client, never the
 client's own X-Forwarded-For (the backend counts its per-IP limits by that address);
 TRUSTED_PROXIES names proxies in front whose header is believed; a bad TRUSTED_PROXIES stops
-the server, saying what to write. The build's hashed assets go out as the brotli files the
-build wrote, with the headers Next.js gives them.
+the server, saying what to write. The build's hashed assets go out as the .br and .gz files
+the build wrote, with the headers Next.js gives them.
 """
 
 from __future__ import annotations

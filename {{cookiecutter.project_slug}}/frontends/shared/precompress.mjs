@@ -1,7 +1,8 @@
 /**
  * Writes a .gz and a .br beside each compressible file of a build, where they are smaller,
  * so the server sends them as they are instead of compressing on every request: nginx's
- * gzip_static (the Vite image), server.mjs's brotli (Next.js, which only gzips itself).
+ * gzip_static (the Vite image), precompressed-assets.mjs (Next.js's server.mjs; Next.js
+ * itself has no brotli).
  *
  *   node precompress.mjs DIR        (the Next.js build runs it on .next/static)
  */
@@ -10,7 +11,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
 
-export const COMPRESSIBLE = /\.(?:html|js|mjs|css|svg|json|txt|xml|webmanifest|map)$/;
+const COMPRESSIBLE = /\.(?:html|js|mjs|css|svg|json|txt|xml|webmanifest|map)$/;
 
 function filesUnder(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
